@@ -1,7 +1,24 @@
-"""CRM KPI Workbench library: ``crm = crmlib.open()`` and the area modules."""
+"""CRM KPI Workbench library: ``crm = crmlib.open()`` and the area modules.
+
+Submodules (``crmlib.overview``, ``crmlib.charts``, ...) are imported on first attribute access, so
+``import crmlib`` stays fast.
+"""
+
+from importlib import import_module
 
 from .errors import CrmlibError
 from .sources import Crm, open
 
 __version__ = "0.1.0"
 __all__ = ["Crm", "CrmlibError", "__version__", "open"]
+
+_SUBMODULES = {
+    "charts", "cli", "config", "errors", "i18n", "importer", "notebook", "overview", "reports", "schema",
+    "sources", "tables", "validate",
+}
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'crmlib' has no attribute {name!r}")

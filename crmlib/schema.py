@@ -549,9 +549,8 @@ def _cast(name: str, target: Column, current: pl.DataType | None) -> pl.Expr:
                 .otherwise(None)
                 .alias(name)
             )
-    if isinstance(current, pl.Decimal) or (current is not None and current.is_numeric()):
-        return expr.cast(target.polars_dtype, strict=False)
-    return expr.cast(target.polars_dtype)
+    # Values that do not convert become null here; crmlib.validate reports them with their rows.
+    return expr.cast(target.polars_dtype, strict=False)
 
 
 def conform(frame: pl.DataFrame | pl.LazyFrame, name: str):

@@ -170,8 +170,8 @@ class Crm:
             if t.time_column:
                 first, last, n = (
                     lf.select(
-                        pl.col(t.time_column).min().cast(pl.String),
-                        pl.col(t.time_column).max().cast(pl.String),
+                        pl.col(t.time_column).min().cast(pl.String).alias("first"),
+                        pl.col(t.time_column).max().cast(pl.String).alias("last"),
                         pl.len(),
                     )
                     .collect()

@@ -1,0 +1,28 @@
+"""Plotly figure builders: take a tidy frame, return a ``go.Figure``; never show or save."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import polars as pl
+
+from .i18n import t
+
+
+def plot_monthly_volume(volume: pl.DataFrame, lang: str = "en") -> go.Figure:
+    """Lines of records per month, one per table (input: :func:`crmlib.overview.monthly_volume`)."""
+    fig = go.Figure()
+    for name in volume.get_column("table").unique(maintain_order=True).to_list():
+        part = volume.filter(pl.col("table") == name)
+        fig.add_trace(
+            go.Scatter(x=part.get_column("month").to_list(), y=part.get_column("records").to_list(),
+                       mode="lines", name=name)
+        )
+    fig.update_layout(
+        title=t("records_per_month", lang),
+        xaxis_title=t("month", lang),
+        yaxis_title=t("records", lang),
+        template="plotly_white",
+        legend={"orientation": "h", "y": -0.2},
+        margin={"l": 60, "r": 20, "t": 60, "b": 60},
+    )
+    return fig

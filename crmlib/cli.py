@@ -1,0 +1,190 @@
+"""The ``crmlib`` command.
+
+Every user mistake ends as a :class:`~crmlib.errors.CrmlibError`, printed in a line or two without a
+traceback (``--debug`` shows it) and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from . import __version__, config
+from .errors import CrmlibError
+
+app = typer.Typer(
+    help="CRM KPI Workbench: KPIs from CRM data, as notebooks, reports and dashboards.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Create, import, validate, inspect and export CRM data.", no_args_is_help=True)
+report_app = typer.Typer(help="Run notebooks into HTML reports.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(report_app, name="report")
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+SourceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--source",
+        "-s",
+        help="Data source: a .duckdb file, a folder of Parquet/CSV files, sqlite:///path, or 'db' for "
+        "$CRMLIB_DB_URL. Default: $CRMLIB_SOURCE, else data/crm.duckdb.",
+    ),
+]
+
+
+@app.command()
+def version() -> None:
+    """Print the crmlib version."""
+    out.print(f"crmlib {__version__}")
+
+
+# ------------------------------------------------------------------------------------------------
+# data
+# ------------------------------------------------------------------------------------------------
+@data_app.command("demo")
+def data_demo(
+    scale: Annotated[float, typer.Option(help="Size: 1 is a company with ~2,000 accounts.", min=0.01)] = 1.0,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 42,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="DuckDB file to write. Default: data/crm.duckdb.")
+    ] = None,
+) -> None:
+    """Generate the seeded demo warehouse (replaces the file atomically)."""
+    from .sources.demo import write_demo
+
+    target = out_path or config.default_warehouse()
+    start = time.perf_counter()
+    path = write_demo(target, scale=scale, seed=seed, progress=True)
+    err.print(f"demo warehouse written: {path} (scale {scale:g}, seed {seed}) in {time.perf_counter() - start:.1f} s")
+
+
+@data_app.command("import")
+def data_import(
+    paths: Annotated[list[Path], typer.Argument(help="CSV (any common encoding), .xlsx or .parquet files.")],
+    table: Annotated[str, typer.Option("--table", "-t", help="Canonical table the files fill.")],
+    mapping: Annotated[Path | None, typer.Option(help="YAML mapping file (columns, values, date formats).")] = None,
+    preset: Annotated[str | None, typer.Option(help="Built-in mapping: salesforce or hubspot.")] = None,
+    into: Annotated[Path | None, typer.Option(help="Warehouse to write. Default: data/crm.duckdb.")] = None,
+) -> None:
+    """Import files into the warehouse: all-or-nothing, upserting by key."""
+    from .importer import import_files
+
+    report = import_files(paths, table=table, mapping=mapping, preset=preset, into=into)
+    err.print(str(report))
+
+
+@data_app.command("validate")
+def data_validate(source: SourceOpt = None) -> None:
+    """Check a source against the canonical model; list every problem at once."""
+    from . import open as open_source
+    from .errors import ValidationError
+    from .validate import validate_source
+
+    with open_source(source) as crm:
+        problems = validate_source(crm)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            raise ValidationError(problems, context=f"validate {crm.source}")
+        for p in problems:
+            err.print("warning: " + p.render(), markup=False, highlight=False)
+        err.print(f"{crm.source}: no errors ({len(problems)} warnings)", markup=False, highlight=False)
+
+
+@data_app.command("info")
+def data_info(source: SourceOpt = None) -> None:
+    """Tables, row counts, date ranges and a fingerprint of the data."""
+    from rich.table import Table
+
+    from . import open as open_source
+
+    with open_source(source) as crm:
+        info = crm.info()
+        t = Table(title=f"{crm.source} ({crm.kind})")
+        for col in ("table", "rows", "time column", "first", "last"):
+            t.add_column(col, justify="right" if col == "rows" else "left")
+        for row in info.iter_rows():
+            t.add_row(row[0], f"{row[1]:,}", row[2] or "", (row[3] or "")[:19], (row[4] or "")[:19])
+        out.print(t)
+        out.print(f"fingerprint: {crm.fingerprint()}")
+
+
+@data_app.command("export")
+def data_export(
+    dest: Annotated[str, typer.Argument(help="A folder, a .duckdb file, sqlite:///path, or 'db' for $CRMLIB_DB_URL.")],
+    source: SourceOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="File format for a folder: parquet or csv.")] = "parquet",
+    replace: Annotated[bool, typer.Option("--replace", help="Replace existing tables or files.")] = False,
+) -> None:
+    """Copy every canonical table to another place (for PostgreSQL, Parquet, SQLite, DuckDB)."""
+    from . import open as open_source
+    from .sources import redact
+    from .sources.export import export
+
+    with open_source(source) as crm:
+        counts = export(crm, dest, format=fmt, if_exists="replace" if replace else "fail")
+    err.print(f"exported {sum(counts.values()):,} rows in {len(counts)} tables to {redact(dest)}")
+
+
+# ------------------------------------------------------------------------------------------------
+# report
+# ------------------------------------------------------------------------------------------------
+@report_app.command("run")
+def report_run(
+    names: Annotated[list[str] | None, typer.Argument(help="Run definitions in parameters/ (default: all).")] = None,
+    source: SourceOpt = None,
+) -> None:
+    """Execute notebooks with papermill into outputs/<run-id>/ (ipynb and HTML)."""
+    from .reports import run_reports
+
+    result = run_reports(names or None, source=source)
+    for item in result.reports:
+        err.print(f"{item.status:>7}  {item.name}  {item.duration:.1f} s  {item.html or ''}", markup=False)
+    err.print(f"run {result.run_id}: {result.status}; open {result.index}", markup=False)
+    if result.status != "ok":
+        raise typer.Exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: turns CrmlibError into a short message and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    try:
+        app(args=args, prog_name="crmlib", standalone_mode=False)
+    except CrmlibError as exc:
+        if debug:
+            raise
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors: typer prints help or the usage problem
+        exc.show()
+        sys.exit(getattr(exc, "exit_code", 2))
+    except (KeyboardInterrupt, typer.Abort):
+        err.print("interrupted; nothing was half-written.")
+        sys.exit(130)
+    except Exception as exc:  # a bug, not a user mistake: still no raw traceback by default
+        if debug:
+            raise
+        err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
+            "This is a bug in crmlib. Re-run with --debug for the traceback and report it.",
+            highlight=False,
+        )
+        sys.exit(70)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

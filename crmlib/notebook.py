@@ -1,0 +1,43 @@
+"""What a notebook calls first: ``crm = crmlib.notebook.start(source, lang=lang, interactive=interactive)``.
+
+It sets the plotly renderer so executed notebooks export to self-contained HTML
+(``plotly_mimetype+notebook``: plotly.js embedded once, renders offline; see STACK-NOTES), checks the
+parameters and opens the data. A database password never belongs in a notebook parameter, because
+papermill writes parameters into its outputs: pass ``source="db"`` and set ``CRMLIB_DB_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from . import sources
+from .errors import ConfigError
+from .i18n import check_lang
+
+RENDERER = "plotly_mimetype+notebook"
+
+
+@dataclass(frozen=True)
+class Settings:
+    lang: str = "en"
+    interactive: bool = True
+
+
+SETTINGS = Settings()
+
+
+def start(source: str = "", lang: str = "en", interactive: bool = True) -> sources.Crm:
+    """Configure rendering for this kernel and open the data source ('' means the default)."""
+    global SETTINGS
+    check_lang(lang)
+    if source and sources.redact(source) != source:
+        raise ConfigError(
+            "The notebook parameter 'source' holds a database password, and papermill would write it into the "
+            "report. Set CRMLIB_DB_URL in the environment and pass source='db' instead."
+        )
+    import plotly.io as pio
+
+    pio.renderers.default = os.environ.get("PLOTLY_RENDERER", RENDERER)
+    SETTINGS = Settings(lang=lang, interactive=interactive)
+    return sources.open(source or None)

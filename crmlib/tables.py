@@ -1,0 +1,25 @@
+"""great_tables formatting of small result frames."""
+
+from __future__ import annotations
+
+import polars as pl
+from great_tables import GT
+
+from .i18n import t
+
+
+def fmt_table_info(info: pl.DataFrame, lang: str = "en", title: str | None = None) -> GT:
+    """The table/rows/first/last overview (input: :meth:`crmlib.Crm.info`)."""
+    shown = info.select(
+        "table",
+        "rows",
+        pl.col("first").str.slice(0, 10),
+        pl.col("last").str.slice(0, 10),
+    )
+    return (
+        GT(shown)
+        .tab_header(title=title or t("data_overview", lang))
+        .cols_label(table=t("table", lang), rows=t("rows", lang), first=t("first", lang), last=t("last", lang))
+        .fmt_integer(columns="rows")
+        .sub_missing(missing_text="–")
+    )

@@ -1,0 +1,70 @@
+"""The command line: short errors, exit codes, no tracebacks for user mistakes."""
+
+import subprocess
+import sys
+
+import pytest
+
+from crmlib.sources import warehouse
+
+
+def run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "crmlib", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_version_and_help():
+    r = run("version")
+    assert r.returncode == 0 and r.stdout.startswith("crmlib ")
+    r = run("--help")
+    assert r.returncode == 0 and "data" in r.stdout and "report" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("data", "info", "--source", "/nonexistent/crm.duckdb"), "does not exist"),
+        (("data", "info", "--source", "mysql://u:hunter2@h/db"), "Unsupported source URL"),
+        (("data", "info", "--source", "notes.txt"), "Cannot tell what kind of source"),
+    ],
+)
+def test_user_mistakes_give_one_message_and_exit_1(args, fragment):
+    r = run(*args)
+    assert r.returncode == 1
+    assert fragment in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    assert "hunter2" not in r.stderr + r.stdout
+
+
+def test_db_source_without_env_says_what_to_set(monkeypatch):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "CRMLIB_DB_URL"}
+    r = run("data", "info", "--source", "db", env=env)
+    assert r.returncode == 1 and "CRMLIB_DB_URL is not set" in r.stderr
+
+
+def test_usage_errors_exit_2():
+    r = run("data", "info", "--bogus")
+    assert r.returncode == 2 and "No such option" in r.stderr
+
+
+def test_debug_shows_the_traceback():
+    r = run("--debug", "data", "info", "--source", "/nonexistent/crm.duckdb")
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_info_lists_every_table_with_rows(tmp_path):
+    import polars as pl
+    from datetime import date
+
+    path = warehouse.write_warehouse(
+        tmp_path / "w.duckdb",
+        {"fx_rates": pl.DataFrame({"date": [date(2024, 1, 1), date(2024, 2, 1)], "currency": ["USD", "USD"],
+                                   "rate_to_base": [7.1, 7.2]})},
+    )
+    r = run("data", "info", "--source", str(path))
+    assert r.returncode == 0, r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if "fx_rates" in ln)
+    assert "2024-01-01" in line and "2024-02-01" in line and " 2 " in line
+    assert "fingerprint:" in r.stdout
