@@ -114,7 +114,7 @@ def data_info(source: SourceOpt = None) -> None:
         for col in ("table", "rows", "time column", "first", "last"):
             t.add_column(col, justify="right" if col == "rows" else "left")
         for row in info.iter_rows():
-            t.add_row(row[0], f"{row[1]:,}", row[2] or "", (row[3] or "")[:19], (row[4] or "")[:19])
+            t.add_row(row[0], f"{row[1]:,}", row[2] or "", (row[3] or "")[:10], (row[4] or "")[:10])
         out.print(t)
         out.print(f"fingerprint: {crm.fingerprint()}")
 
