@@ -29,7 +29,8 @@ from ..errors import ConfigError, SourceError
 
 __all__ = ["Crm", "open", "redact", "resolve"]
 
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*):(?P<pw>[^@\s]*)@", re.IGNORECASE)
+# The password runs to the last "@" before the host (people write raw "@" in passwords).
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*):(?P<pw>[^/\s]*)@", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
