@@ -27,9 +27,12 @@ app = typer.Typer(
 data_app = typer.Typer(help="Create, import, validate, inspect and export CRM data.", no_args_is_help=True)
 report_app = typer.Typer(help="Run notebooks into HTML reports.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+kpis_app = typer.Typer(help="The KPI catalog: list, show and evaluate KPIs.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
+app.add_typer(kpis_app, name="kpis")
 
-out = Console()
+# Piped output (cron logs, files) is not squeezed to 80 columns.
+out = Console() if sys.stdout.isatty() else Console(width=200)
 err = Console(stderr=True, soft_wrap=True)
 
 SourceOpt = Annotated[
@@ -134,6 +137,47 @@ def data_export(
     with open_source(source) as crm:
         counts = export(crm, dest, format=fmt, if_exists="replace" if replace else "fail")
     err.print(f"exported {sum(counts.values()):,} rows in {len(counts)} tables to {redact(dest)}")
+
+
+# ------------------------------------------------------------------------------------------------
+# kpis
+# ------------------------------------------------------------------------------------------------
+LangOpt = Annotated[str, typer.Option("--lang", help="Label language: en or zh.")]
+
+
+@kpis_app.command("list")
+def kpis_list(
+    area: Annotated[str | None, typer.Option(help="Only this area (sales, marketing, service, customers).")] = None,
+    lang: LangOpt = "en",
+) -> None:
+    """Every KPI of the catalog (package files plus $CRMLIB_KPI_PATH), with its label and formula."""
+    from rich.table import Table
+
+    from .i18n import check_lang
+    from .kpis.catalog import default_catalog
+
+    check_lang(lang)
+    cat = default_catalog()
+    if area is not None and area not in cat.areas:
+        from .errors import ConfigError, suggest
+
+        raise ConfigError(f"No KPI area {area!r}.{suggest(area, cat.areas)} Areas: {', '.join(cat.areas)}.")
+    t = Table(title="KPI catalog" if lang == "en" else "指标目录")
+    for col in ("area", "name", "label", "type", "unit", "formula"):
+        t.add_column(col)
+    for k in cat.list(area):
+        t.add_row(cat.area_label(k.area, lang), k.name, k.label.get(lang), k.type, k.unit, cat.formula(k.name, lang))
+    out.print(t)
+
+
+@kpis_app.command("show")
+def kpis_show(name: Annotated[str, typer.Argument(help="KPI name.")], lang: LangOpt = "en") -> None:
+    """A KPI's definition: formula, source tables, time column, dimensions, measures."""
+    from .i18n import check_lang
+    from .kpis.catalog import default_catalog
+
+    check_lang(lang)
+    out.print(default_catalog().describe_text(name, lang), markup=False, highlight=False)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -68,3 +68,24 @@ def test_info_lists_every_table_with_rows(tmp_path):
     line = next(ln for ln in r.stdout.splitlines() if "fx_rates" in ln)
     assert "2024-01-01" in line and "2024-02-01" in line and " 2 " in line
     assert "fingerprint:" in r.stdout
+
+
+def test_kpis_list_in_chinese_shows_every_kpi_with_a_chinese_label():
+    import re
+
+    from crmlib.kpis.catalog import default_catalog
+
+    r = run("kpis", "list", "--lang", "zh")
+    assert r.returncode == 0, r.stderr
+    rows = {ln.split("│")[2].strip(): ln.split("│")[3].strip() for ln in r.stdout.splitlines() if ln.count("│") > 5}
+    names = {k.name for k in default_catalog().list()}
+    assert set(rows) == names and len(names) >= 20
+    for name, label in rows.items():
+        assert re.search(r"[\u4e00-\u9fff]", label), f"{name} has no Chinese label: {label!r}"
+
+
+def test_kpis_show_and_unknown_name():
+    r = run("kpis", "show", "win_rate")
+    assert r.returncode == 0 and "won deals / (won deals + lost deals)" in r.stdout
+    r = run("kpis", "show", "win_rat")
+    assert r.returncode == 1 and 'Did you mean "win_rate"' in r.stderr and "Traceback" not in r.stderr
