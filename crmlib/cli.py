@@ -84,7 +84,7 @@ def data_import(
     from .importer import import_files
 
     report = import_files(paths, table=table, mapping=mapping, preset=preset, into=into)
-    err.print(str(report))
+    err.print(str(report), markup=False, highlight=False)
 
 
 @data_app.command("validate")
@@ -100,7 +100,7 @@ def data_validate(source: SourceOpt = None) -> None:
         if errors:
             raise ValidationError(problems, context=f"validate {crm.source}")
         for p in problems:
-            err.print("warning: " + p.render(), markup=False, highlight=False)
+            err.print(p.render(), markup=False, highlight=False)
         err.print(f"{crm.source}: no errors ({len(problems)} warnings)", markup=False, highlight=False)
 
 

@@ -66,7 +66,8 @@ class Problem:
             text += f"; rows {shown}{more}"
         if self.sample:
             text += "; sample values: " + ", ".join(repr(s) for s in self.sample)
-        return f"{text}. {self.hint}"
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{prefix}{text}. {self.hint}"
 
 
 @dataclass
@@ -80,8 +81,11 @@ class ValidationError(CrmlibError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        errors = [p for p in self.problems if p.severity == "error"]
-        head = f"{self.context}: {len(errors)} problem{'s' if len(errors) != 1 else ''} found"
+        n_err = sum(p.severity == "error" for p in self.problems)
+        n_warn = len(self.problems) - n_err
+        head = f"{self.context}: {n_err} error{'s' if n_err != 1 else ''}"
+        if n_warn:
+            head += f", {n_warn} warning{'s' if n_warn != 1 else ''}"
         return head + "\n" + "\n".join("  - " + p.render() for p in self.problems)
 
 
