@@ -127,6 +127,14 @@ class Crm:
         """Canonical tables the source actually holds (possibly empty)."""
         return self._reader.available()
 
+    def kpis(self, kpis, by=(), grain="month", period=None, filters=None, compare=None, targets=True,
+             backend="polars", catalog=None, as_of=None) -> pl.DataFrame:
+        """KPI values by period and dimension, with comparison and targets: see :func:`crmlib.kpis.evaluate`."""
+        from ..kpis.engine import evaluate
+
+        return evaluate(self, kpis, by=by, grain=grain, period=period, filters=filters, compare=compare,
+                        targets=targets, backend=backend, catalog=catalog, as_of=as_of)
+
     # -- summaries ------------------------------------------------------------------------------
     def row_counts(self) -> dict[str, int]:
         return {name: self.table(name).select(pl.len()).collect().item() for name in schema.TABLE_NAMES}

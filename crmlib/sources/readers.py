@@ -11,6 +11,41 @@ from .. import schema
 from ..errors import SourceError
 
 
+def duckdb_scan(con, name: str) -> pl.LazyFrame:
+    """A polars scan of a DuckDB table that opens its own cursor each time it runs.
+
+    (The scans of DuckDB's ``relation.pl(lazy=True)`` share the relation's connection, and DuckDB
+    refuses a second call while one runs: the scans of a join, run in parallel, fail.) Columns are
+    pushed down; polars applies the predicate.
+    """
+    from polars.io.plugins import register_io_source
+
+    cur = con.cursor()
+    try:
+        schema_ = cur.table(name).limit(0).pl().schema
+    finally:
+        cur.close()
+
+    def source(with_columns, predicate, n_rows, batch_size):
+        cur = con.cursor()
+        try:
+            rel = cur.table(name)
+            if with_columns is not None:
+                rel = rel.project(", ".join('"' + c.replace('"', '""') + '"' for c in with_columns))
+            if n_rows is not None:
+                rel = rel.limit(n_rows)
+            reader = rel.to_arrow_reader() if batch_size is None else rel.to_arrow_reader(batch_size)
+            for batch in iter(reader.read_next_batch, None):
+                frame = pl.from_arrow(batch)
+                yield frame.filter(predicate) if predicate is not None else frame
+        except StopIteration:
+            return
+        finally:
+            cur.close()
+
+    return register_io_source(source, schema=schema_)
+
+
 class DuckDBReader:
     """Reads canonical tables from a DuckDB file, read-only, as lazy frames."""
 
@@ -33,7 +68,7 @@ class DuckDBReader:
     def scan(self, name: str) -> pl.LazyFrame:
         if name not in self._tables:
             return schema.empty_frame(name).lazy()
-        return schema.conform(self.con.table(name).pl(lazy=True), name)
+        return schema.conform(duckdb_scan(self.con, name), name)
 
     def close(self) -> None:
         self.con.close()
