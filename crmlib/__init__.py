@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 __all__ = ["Crm", "CrmlibError", "__version__", "open"]
 
 _SUBMODULES = {
-    "charts", "cli", "config", "errors", "i18n", "importer", "kpis", "notebook", "overview", "reports", "schema",
+    "cards", "charts", "cli", "config", "errors", "i18n", "importer", "kpis", "notebook", "overview", "reports", "schema",
     "sources", "tables", "validate",
 }
 
