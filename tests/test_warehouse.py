@@ -93,3 +93,15 @@ def test_checksums_ignore_row_order_but_see_changes(tmp_path):
         assert ca.checksums() == cb.checksums()
         assert ca.checksums()["fx_rates"] != cc.checksums()["fx_rates"]
         assert ca.fingerprint() == cb.fingerprint() != cc.fingerprint()
+
+
+def test_duckdb_tables_join_and_take_constant_predicates(tmp_path):
+    users = pl.DataFrame({"user_id": ["u1", "u2"], "name": ["A", "B"], "role": ["sales_rep"] * 2,
+                          "is_active": [True, True], "team_id": [None, None]})
+    path = warehouse.write_warehouse(tmp_path / "w.duckdb", {"users": users, "fx_rates": _fx(3)})
+    with crmlib.open(path) as crm:
+        # two scans of one DuckDB file in one polars query (run in parallel by polars)
+        joined = crm.users.join(crm.users.select("user_id", pl.col("name").alias("n2")), on="user_id").collect()
+        assert joined.height == 2
+        assert crm.fx_rates.filter(pl.lit(True).fill_null(False)).collect().height == 3
+        assert crm.fx_rates.filter(pl.lit(False)).collect().height == 0

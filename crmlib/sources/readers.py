@@ -37,7 +37,8 @@ def duckdb_scan(con, name: str) -> pl.LazyFrame:
             reader = rel.to_arrow_reader() if batch_size is None else rel.to_arrow_reader(batch_size)
             for batch in iter(reader.read_next_batch, None):
                 frame = pl.from_arrow(batch)
-                yield frame.filter(predicate) if predicate is not None else frame
+                # lazily, so a constant predicate (pl.lit(True)) broadcasts like any other
+                yield frame.lazy().filter(predicate).collect() if predicate is not None else frame
         except StopIteration:
             return
         finally:
