@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 __all__ = ["Crm", "CrmlibError", "__version__", "open"]
 
 _SUBMODULES = {
-    "cards", "charts", "cli", "config", "errors", "i18n", "importer", "kpis", "marketing", "charts_marketing", "dashboard", "notebook", "overview", "reports", "schema",
+    "cards", "charts", "cli", "config", "errors", "i18n", "importer", "kpis", "marketing", "charts_marketing", "customers", "charts_customers", "models", "dashboard", "notebook", "overview", "reports", "schema",
     "sources", "tables", "validate",
 }
 
