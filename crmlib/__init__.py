@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 __all__ = ["Crm", "CrmlibError", "__version__", "open"]
 
 _SUBMODULES = {
-    "cards", "charts", "cli", "config", "errors", "i18n", "importer", "kpis", "marketing", "charts_marketing", "customers", "charts_customers", "models", "dashboard", "notebook", "overview", "reports", "schema",
+    "cards", "charts", "cli", "config", "errors", "i18n", "importer", "kpis", "marketing", "charts_marketing", "customers", "charts_customers", "models", "dashboard", "sales", "performance", "charts_sales", "tables_sales", "service", "charts_service", "tables_service", "calendars", "notebook", "overview", "reports", "schema",
     "sources", "tables", "validate",
 }
 

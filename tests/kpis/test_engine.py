@@ -470,10 +470,24 @@ def test_crm_method_and_package_function(crm):
 # --------------------------------------------------------------------------------------------
 # External KPIs and errors
 # --------------------------------------------------------------------------------------------
-def test_external_kpi_without_its_module_says_so(crm, cat):
-    with pytest.raises(CrmlibError, match="KPI sla_compliance is computed by crmlib.service, which is not "
-                                          "available yet"):
-        evaluate(crm, "sla_compliance", by="team", period=Q1, catalog=cat)
+def test_external_kpi_without_its_module_says_so(crm, tmp_path):
+    (tmp_path / "missing.yaml").write_text(textwrap.dedent("""
+        area: service
+        kpis:
+          sla_elsewhere:
+            type: external
+            provider: crmlib_not_installed_module:sla
+            table: cases
+            dimensions: [team]
+            label: {en: SLA, zh: SLA}
+            description: SLA compliance from a module that is not installed.
+            unit: ratio
+            direction: higher
+    """))
+    cat = load_catalog(paths=[tmp_path / "missing.yaml"])
+    with pytest.raises(CrmlibError, match="KPI sla_elsewhere is computed by crmlib_not_installed_module, which is "
+                                          "not available yet"):
+        evaluate(crm, "sla_elsewhere", by="team", period=Q1, catalog=cat)
 
 
 def test_external_kpi_calls_its_provider(crm, tmp_path, monkeypatch, backend):
