@@ -25,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 data_app = typer.Typer(help="Create, import, validate, inspect and export CRM data.", no_args_is_help=True)
-report_app = typer.Typer(help="Run notebooks into HTML reports.", no_args_is_help=True)
+report_app = typer.Typer(help="Run notebooks into HTML/PDF reports (in parallel, on schedule) and list the runs.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 kpis_app = typer.Typer(help="The KPI catalog: list, show and evaluate KPIs.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
@@ -186,17 +186,72 @@ def kpis_show(name: Annotated[str, typer.Argument(help="KPI name.")], lang: Lang
 @report_app.command("run")
 def report_run(
     names: Annotated[list[str] | None, typer.Argument(help="Run definitions in parameters/ (default: all).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Run every definition in parameters/.")] = False,
+    due: Annotated[
+        bool, typer.Option("--due", help="Only definitions whose schedule fired since their last successful run.")
+    ] = False,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Reports run at the same time. Default: number of cores.")
+    ] = None,
     source: SourceOpt = None,
 ) -> None:
-    """Execute notebooks with papermill into outputs/<run-id>/ (ipynb and HTML)."""
-    from .reports import run_reports
+    """Execute notebooks with papermill into outputs/<run-id>/ (ipynb, HTML, PDF), in parallel processes.
 
-    result = run_reports(names or None, source=source)
+    Exit code: 0 all reports ok (or nothing due), 1 a report failed, 75 another run holds outputs/.lock,
+    130/143 interrupted (nothing of the run is kept).
+    """
+    from .reports.worker import skip_slow_optional_imports
+
+    skip_slow_optional_imports()
+    from .reports import run_reports
+    from .reports.progress import RunProgress
+
+    with RunProgress(err) as progress:
+        result = run_reports(names or None, source=source, run_all=all_, due=due, jobs=jobs, on_event=progress)
+    if result.run_id is None:
+        err.print(f"nothing due; index: {result.index}", markup=False, highlight=False)
+        return
     for item in result.reports:
-        err.print(f"{item.status:>7}  {item.name}  {item.duration:.1f} s  {item.html or ''}", markup=False)
-    err.print(f"run {result.run_id}: {result.status}; open {result.index}", markup=False)
+        where = result.folder / (item.html or item.pdf or item.notebook or "")
+        err.print(f"{item.status:>7}  {item.name}  {item.duration:.1f} s  {where}", markup=False, highlight=False)
+    err.print(f"run {result.run_id}: {result.status} in {result.duration:.1f} s; open {result.index}",
+              markup=False, highlight=False)
     if result.status != "ok":
         raise typer.Exit(1)
+
+
+@report_app.command("list")
+def report_list(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show the newest N runs.")] = 20,
+) -> None:
+    """Every report run in outputs/, newest first: status, duration and each report's files (as index.html)."""
+    from rich.table import Table
+
+    from .reports import list_runs
+
+    outputs = config.outputs_dir()
+    runs = list_runs(outputs)
+    if not runs:
+        err.print(f"no report runs in {outputs} yet; run `crmlib report run`.", markup=False, highlight=False)
+        return
+    t = Table(title=f"report runs in {outputs} ({len(runs)}, newest first)")
+    for col in ("run", "status", "started", "duration", "reports"):
+        t.add_column(col, overflow="fold")
+    for run in runs[:limit]:
+        lines = []
+        for r in run.get("reports", []):
+            files = ", ".join(f"{run['folder']}/{f}" for f in r.get("files", []))
+            line = f"{r['name']}: {r['status']} {r.get('duration', 0):.1f} s  {files}"
+            if r.get("error"):
+                line += f"\n  {r['error'].splitlines()[0][:200]}"
+            lines.append(line)
+        colour = "green" if run.get("status") == "ok" else "red"
+        t.add_row(escape(run["folder"]), f"[{colour}]{escape(str(run.get('status')))}[/]",
+                  escape(str(run.get("started", ""))[:19].replace("T", " ")),
+                  f"{run.get('duration', 0):.1f} s" if isinstance(run.get("duration"), int | float) else "",
+                  escape("\n".join(lines)))
+    out.print(t)
+    out.print(f"index: {outputs / 'index.html'}", markup=False, highlight=False)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -205,7 +260,10 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
     try:
-        app(args=args, prog_name="crmlib", standalone_mode=False)
+        # standalone_mode=False: click returns a command's typer.Exit code instead of exiting
+        code = app(args=args, prog_name="crmlib", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except CrmlibError as exc:
         if debug:
             raise
