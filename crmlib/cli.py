@@ -180,6 +180,37 @@ def kpis_show(name: Annotated[str, typer.Argument(help="KPI name.")], lang: Lang
     out.print(default_catalog().describe_text(name, lang), markup=False, highlight=False)
 
 
+@kpis_app.command("eval")
+def kpis_eval(
+    names: Annotated[list[str], typer.Argument(help="KPI names (see crmlib kpis list).")],
+    by: Annotated[list[str] | None, typer.Option("--by", help="Dimension to group by; repeat for several.")] = None,
+    grain: Annotated[str, typer.Option(help="day, week, month, quarter or year.")] = "month",
+    period: Annotated[
+        str | None, typer.Option(help="START:END (e.g. 2025-01-01:2025-12-31, 2025-01:2025-06), or 2025, 2025-Q1.")
+    ] = None,
+    compare: Annotated[str | None, typer.Option(help="previous_period or previous_year.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    source: SourceOpt = None,
+) -> None:
+    """Evaluate KPIs by dimension and period, with targets and attainment."""
+    from . import open as open_source
+    from .errors import ConfigError
+
+    if fmt not in ("table", "csv", "json"):
+        raise ConfigError(f"--format {fmt!r} is not supported. Use table, csv or json.")
+    with open_source(source) as crm:
+        frame = crm.kpis(names, by=by or (), grain=grain, period=period, compare=compare)
+    if fmt == "csv":
+        sys.stdout.write(frame.write_csv())
+    elif fmt == "json":
+        sys.stdout.write(frame.write_json() + "\n")
+    else:
+        import polars as pl
+
+        with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+            out.print(str(frame), markup=False, highlight=False)
+
+
 # ------------------------------------------------------------------------------------------------
 # report
 # ------------------------------------------------------------------------------------------------

@@ -89,3 +89,31 @@ def test_kpis_show_and_unknown_name():
     assert r.returncode == 0 and "won deals / (won deals + lost deals)" in r.stdout
     r = run("kpis", "show", "win_rat")
     assert r.returncode == 1 and 'Did you mean "win_rate"' in r.stderr and "Traceback" not in r.stderr
+
+
+def test_kpis_eval_csv_and_json_carry_the_engine_result(demo_warehouse):
+    import io
+    import json
+
+    import polars as pl
+
+    import crmlib
+
+    args = ("kpis", "eval", "won_deals", "--by", "team", "--grain", "quarter", "--period", "2025-01-01:2025-06-30",
+            "--source", str(demo_warehouse))
+    r = run(*args, "--format", "csv")
+    assert r.returncode == 0, r.stderr
+    got = pl.read_csv(io.StringIO(r.stdout))
+    with crmlib.open(demo_warehouse) as crm:
+        want = crm.kpis("won_deals", by="team", grain="quarter", period=("2025-01-01", "2025-06-30"))
+        # won deals per team and quarter, counted directly from the opportunities table
+        direct = (crm.opportunities.filter(pl.col("is_won") & pl.col("close_date").is_between(
+            pl.date(2025, 1, 1), pl.date(2025, 6, 30)))
+            .join(crm.users.select("user_id", "team_id"), left_on="owner_id", right_on="user_id")
+            .group_by("team_id").agg(pl.len()).collect())
+    assert got.height == want.height and got["value"].sum() == want["value"].sum() == direct["len"].sum()
+    assert set(got.columns) >= {"kpi", "period", "team", "value", "target", "attainment", "status"}
+    r = run(*args, "--format", "json")
+    assert r.returncode == 0 and len(json.loads(r.stdout)) == want.height
+    r = run("kpis", "eval", "won_deals", "--format", "xml", "--source", str(demo_warehouse))
+    assert r.returncode == 1 and "table, csv or json" in r.stderr
