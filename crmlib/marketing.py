@@ -35,9 +35,9 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from . import config
-from .errors import ConfigError, CurrencyError, suggest
+from .errors import ConfigError, suggest
 from .models.attribution import DATA_DRIVEN, MODELS, compare_models
+from .money import convert
 from .sources import Crm
 
 __all__ = [
@@ -122,34 +122,8 @@ def _by(by) -> list[str]:
 # ---------------------------------------------------------------------------------------------------
 def to_base_currency(frame: pl.DataFrame, fx: pl.DataFrame | pl.LazyFrame, amount: str = "amount",
                      currency: str = "currency", day: str = "date", table: str = "table") -> pl.DataFrame:
-    """Add ``<amount>_base``: ``amount`` converted to the base currency at the latest ``fx_rates`` rate on
-    or before ``day``. Raises :class:`~crmlib.errors.CurrencyError` when a row has no such rate.
-
-    (The KPI engine converts inside its queries; this is the same rule for the small frames here.)
-    """
-    base = config.base_currency()
-    if isinstance(fx, pl.LazyFrame):
-        fx = fx.collect()
-    rates = (fx.filter((pl.col("currency") != base) & pl.col("rate_to_base").is_not_null())
-             .select(pl.col("currency").alias("_cur"), pl.col("date").cast(pl.Date).alias("_rday"),
-                     pl.col("rate_to_base").cast(pl.Float64).alias("_rate"))
-             .sort("_rday"))
-    out = (frame.with_row_index("_rid").with_columns(pl.col(day).cast(pl.Date).alias("_day")).sort("_day")
-           .join_asof(rates, left_on="_day", right_on="_rday", by_left=currency, by_right="_cur",
-                      strategy="backward", check_sortedness=False)
-           .with_columns(pl.when(pl.col(currency) == base).then(1.0).otherwise(pl.col("_rate")).alias("_rate")))
-    missing = out.filter(pl.col(amount).is_not_null() & pl.col("_rate").is_null())
-    if missing.height:
-        rows = (missing.group_by(currency).agg(pl.len().alias("n"), pl.col("_day").min().alias("lo"),
-                                               pl.col("_day").max().alias("hi")).sort(currency, nulls_last=True))
-        lines = [f"{table}: {n} row(s) in {c or 'no currency'} dated {lo} to {hi}" for c, n, lo, hi in rows.iter_rows()]
-        raise CurrencyError(
-            f"Cannot convert amounts to the base currency {base}: no exchange rate in fx_rates on or before the "
-            "rows' dates for\n  - " + "\n  - ".join(lines) + "\nImport fx_rates with a rate for each currency "
-            f"(rate_to_base = {base} per unit), or set CRMLIB_BASE_CURRENCY to the currency of your data."
-        )
-    return (out.sort("_rid").with_columns((pl.col(amount) * pl.col("_rate")).alias(f"{amount}_base"))
-            .drop("_rid", "_day", "_rate", "_rday", strict=False))
+    """Add ``<amount>_base`` (see :func:`crmlib.money.convert`, the rule every area shares)."""
+    return convert(frame, fx, amount=amount, currency=currency, day=day, table=table)
 
 
 def _spend(crm: Crm, lo, hi) -> pl.DataFrame:

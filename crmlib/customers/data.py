@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 import polars as pl
 
 from .. import config, schema
-from ..errors import ConfigError, CrmlibError, CurrencyError
+from ..errors import ConfigError, CrmlibError
+from ..money import check_rates, to_base_currency  # noqa: F401 - re-exported for the area modules
 
 __all__ = ["CustomerData", "kept_orders", "load", "order_exclusions", "to_base_currency"]
 
@@ -174,72 +175,3 @@ def order_exclusions(data: CustomerData) -> pl.DataFrame:
     return frame.with_columns((pl.col("orders") / total if total else pl.lit(0.0)).alias("share"))
 
 
-def to_base_currency(
-    lf: pl.LazyFrame,
-    fx_rates: pl.LazyFrame | pl.DataFrame | None,
-    until: dt.date,
-    base: str | None = None,
-    *,
-    amount: str = "amount",
-    currency: str = "currency",
-    day: str = "_day",
-    out: str = "amount_base",
-) -> pl.LazyFrame:
-    """Add ``out``: ``amount`` in the base currency at the latest rate on or before the row's ``day``.
-
-    The rates are made dense (one per currency and day up to ``until``, carried forward) in a small
-    frame, so that the conversion is an equi-join. A row in another currency without a rate gets a null
-    ``out`` and ``_no_rate = 1``; :func:`check_rates` turns those into a :class:`CurrencyError`.
-    """
-    base = (base or config.base_currency()).upper()
-    fx = fx_rates.collect() if isinstance(fx_rates, pl.LazyFrame) else fx_rates
-    fx = (fx if fx is not None else schema.empty_frame("fx_rates")).filter(
-        (pl.col("currency") != base) & pl.col("rate_to_base").is_not_null() & (pl.col("date") <= until)
-    )
-    if fx.height:
-        lo = fx.get_column("date").min()
-        days = pl.DataFrame({"_rday": pl.date_range(lo, max(until, lo), eager=True)})
-        dense = (
-            fx.select(pl.col("currency").alias("_rcur")).unique().join(days, how="cross")
-            .join(fx.select(pl.col("currency").alias("_rcur"), pl.col("date").alias("_rday"),
-                            pl.col("rate_to_base").cast(pl.Float64).alias("_rate")),
-                  on=["_rcur", "_rday"], how="left")
-            .sort("_rcur", "_rday")
-            .with_columns(pl.col("_rate").forward_fill().over("_rcur"))
-            .filter(pl.col("_rate").is_not_null())
-        )
-    else:
-        dense = pl.DataFrame(schema={"_rcur": pl.String, "_rday": pl.Date, "_rate": pl.Float64})
-    if dense.height:
-        joined = lf.join(dense.lazy(), left_on=[currency, day], right_on=["_rcur", "_rday"], how="left")
-    else:  # no rates at all: only base-currency amounts convert (a join against nothing costs time)
-        joined = lf.with_columns(pl.lit(None, pl.Float64).alias("_rate"))
-    is_base = pl.col(currency) == base
-    return joined.with_columns(
-        pl.when(is_base).then(pl.col(amount)).otherwise(pl.col(amount) * pl.col("_rate")).alias(out),
-        (~is_base.fill_null(False) & pl.col("_rate").is_null()).cast(pl.Int64).alias("_no_rate"),
-    ).drop("_rate")
-
-
-def check_rates(lf: pl.LazyFrame, n_missing: int, base: str, table: str = "orders",
-                currency: str = "currency", day: str = "_day") -> None:
-    """Raise a :class:`CurrencyError` describing the rows of ``lf`` without a rate (when ``n_missing`` > 0)."""
-    if not n_missing:
-        return
-    diag = (
-        lf.filter(pl.col("_no_rate") == 1)
-        .group_by(currency)
-        .agg(pl.len().alias("rows"), pl.col(day).min().alias("first"), pl.col(day).max().alias("last"))
-        .sort(currency, nulls_last=True)
-        .collect()
-    )
-    lines = []
-    for cur, rows, lo, hi in diag.iter_rows():
-        what = f"in {cur}" if cur is not None else "with no currency"
-        lines.append(f"{table}: {rows:,} row{'s' if rows != 1 else ''} {what} dated {lo} to {hi}")
-    raise CurrencyError(
-        f"Cannot convert amounts to the base currency {base}: no exchange rate in fx_rates on or before the rows' "
-        "dates for\n  - " + "\n  - ".join(lines) + "\nImport fx_rates with a rate for each currency from the first "
-        f"date on (`crmlib data import fx.csv --table fx_rates`; rate_to_base = {base} per unit), or set "
-        "CRMLIB_BASE_CURRENCY to the currency of your data."
-    )
