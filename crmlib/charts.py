@@ -15,7 +15,7 @@ def plot_monthly_volume(volume: pl.DataFrame, lang: str = "en") -> go.Figure:
         part = volume.filter(pl.col("table") == name)
         fig.add_trace(
             go.Scatter(x=part.get_column("month").to_list(), y=part.get_column("records").to_list(),
-                       mode="lines", name=name)
+                       mode="lines+markers", marker={"size": 4}, name=name)
         )
     fig.update_layout(
         title=t("records_per_month", lang),

@@ -365,8 +365,9 @@ def plot_leaderboard(frame: pl.DataFrame, lang: str = "en", top: int | None = 20
     colours = [STATUS_COLOURS.get(s, STATUS_COLOURS[None]) for s in f.get_column("status").to_list()]
     text = ([format_value(v, "percent", 0, lang) for v in ys] if by_att else _fmt(kpi, ys, lang))
     fig = go.Figure(go.Bar(y=names, x=ys, orientation="h", marker_color=colours, text=text, textposition="outside",
-                           customdata=_fmt(kpi, f.get_column("value").to_list(), lang),
-                           hovertemplate="%{y}: %{text} · %{customdata}<extra></extra>"))
+                           customdata=list(zip(_fmt(kpi, f.get_column("value").to_list(), lang),
+                                               f.get_column("member_id").to_list(), strict=True)),
+                           hovertemplate="%{y}: %{text} · %{customdata[0]}<extra></extra>"))
     if by_att:
         fig.add_vline(x=1.0, line_dash="dash", line_color="#57606a")
         fig.update_xaxes(tickformat=".0%")

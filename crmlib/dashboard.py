@@ -7,8 +7,10 @@ A notebook makes one :class:`Dashboard` from its parameters and shows each secti
     dash.filter_bar()
     dash.show(crmlib.sales.funnel, crmlib.charts_sales.plot_funnel)
 
-``show(compute, render, **fixed)`` calls ``compute(crm, **filters)`` (only the filters its signature
-names, plus ``fixed``), then ``render(result, lang=lang)``.
+``show(compute, render, drill=None, **fixed)`` calls ``compute(crm, **filters)`` (only the filters its
+signature names, plus ``fixed``), then ``render(result, lang=lang)``. Functions written for a ``period``
+and a ``filters`` mapping (the service area) get ``period=(start, end)`` and ``filters=where(...)``, where
+``where`` is the area's selection builder given to the Dashboard (``crmlib.service.selection``).
 
 * ``interactive=False`` (papermill): ``show`` returns the rendered object (a ``go.Figure``, a great_tables
   ``GT``, KPI cards), so the report holds plain, self-contained output.
@@ -16,6 +18,10 @@ names, plus ``fixed``), then ``render(result, lang=lang)``.
   passed; a change re-runs only the sections whose ``compute`` takes that filter (language changes
   re-render every section). Figures are ``go.FigureWidget``s updated in place in one
   ``batch_update`` (no flicker, no page reload); tables and cards are redrawn in their ``Output``.
+* Drill-down (interactive): ``drill(crm, point, **filters)`` is called when a bar, funnel stage or cell of
+  the section's figure is clicked, with ``point = {"x", "y", "index", "trace", "customdata"}`` of the
+  clicked point and the dashboard's current filters; the records it returns are shown under the figure
+  with their count and CSV / Excel downloads (:func:`records_view`).
 * A section whose compute finds nothing shows "no data for this selection"; a section that fails shows a
   one-line message in place (the traceback goes to the server log, never to the page) and the rest of
   the dashboard keeps working.
@@ -50,8 +56,19 @@ FILTER_LABELS = {
     "channel": {"en": "Channel", "zh": "渠道"},
     "priority": {"en": "Priority", "zh": "优先级"},
     "segment": {"en": "Segment", "zh": "客户分层"},
+    "hours": {"en": "Hours", "zh": "计时"},
+    "conversion_event": {"en": "Conversion", "zh": "转化事件"},
+    "lead_created": {"en": "Lead created", "zh": "线索创建"},
+    "opportunity_created": {"en": "Opportunity created", "zh": "商机创建"},
+    "closed_won": {"en": "Deal won", "zh": "赢单"},
+    "business": {"en": "Business hours", "zh": "工作时间"},
+    "calendar": {"en": "Calendar hours", "zh": "日历时间"},
     "lang": {"en": "Language", "zh": "语言"},
     "all": {"en": "All", "zh": "全部"},
+    "records": {"en": "records", "zh": "条记录"},
+    "showing": {"en": "showing the first", "zh": "显示前"},
+    "download": {"en": "Download", "zh": "下载"},
+    "close": {"en": "Close", "zh": "关闭"},
     "failed": {"en": "This section could not be computed", "zh": "此部分无法计算"},
 }
 DATE_FILTERS = ("start", "end", "as_of")
@@ -80,9 +97,13 @@ class Section:
     render: Callable | None
     fixed: dict
     uses: set[str]
+    drill: Callable | None = None
+    render_kw: dict = field(default_factory=dict)
     widget: Any = None  # the ipywidgets container (interactive mode)
     figure: Any = None  # the FigureWidget shown, when the section is a figure
     output: Any = None  # an Output for anything else
+    drill_output: Any = None  # the drill-down records under the figure
+    last_drill: pl.DataFrame | None = None
 
 
 @dataclass
@@ -92,63 +113,160 @@ class Dashboard:
     crm: Any
     lang: str = "en"
     interactive: bool = True
+    where: Callable | None = None
     filters: dict[str, Any] = field(default_factory=dict)
+    _controls: dict[str, Any] = field(default_factory=dict, repr=False)
     _sections: list[Section] = field(default_factory=list, repr=False)
     _bar: Any = field(default=None, repr=False)
 
-    def __init__(self, crm, *, lang: str = "en", interactive: bool = True, **filters):
+    def __init__(self, crm, *, lang: str = "en", interactive: bool = True, where: Callable | None = None,
+                 **filters):
         check_lang(lang)
         self.crm = crm
         self.lang = lang
         self.interactive = interactive
+        self.where = where
         self.filters = dict(filters)
         self._sections = []
         self._bar = None
+        self._controls = {}
 
     # -- computing ------------------------------------------------------------------------------
     def kwargs_for(self, fn: Callable, fixed: dict | None = None) -> dict:
+        """The filters ``fn`` takes, by name; ``period`` and ``filters`` built from start/end and ``where``."""
         names, var_kw = _accepts(fn)
         values = {**self.filters, "lang": self.lang}
         chosen = {k: v for k, v in values.items() if var_kw or k in names}
+        if "period" in names and "period" not in self.filters and {"start", "end"} & set(self.filters):
+            chosen["period"] = (self.filters.get("start") or None, self.filters.get("end") or None)
+        if "filters" in names and "filters" not in self.filters and self.where is not None:
+            taken = _accepts(self.where)[0]
+            chosen["filters"] = self.where(**{k: v for k, v in self.filters.items() if k in taken})
         return {**chosen, **(fixed or {})}
 
-    def compute(self, compute: Callable, render: Callable | None = None, **fixed) -> Any:
+    def uses(self, fn: Callable) -> set[str]:
+        """The filter names whose change re-runs ``fn``."""
+        names, var_kw = _accepts(fn)
+        if var_kw:
+            return set(self.filters)
+        used = names & set(self.filters)
+        if "period" in names:
+            used |= {"start", "end"} & set(self.filters)
+        if "filters" in names and self.where is not None:
+            used |= _accepts(self.where)[0] & set(self.filters)
+        return used
+
+    def compute(self, compute: Callable, render: Callable | None = None, *, render_kw: dict | None = None,
+                **fixed) -> Any:
         """Run one section now and return what it shows (static mode uses this directly)."""
         try:
             result = compute(self.crm, **self.kwargs_for(compute, fixed))
             if _is_empty(result):
-                return no_data(self.lang)
+                return self._empty(result, render, render_kw)
             if render is None:
                 return result
-            return render(result, **self.kwargs_for(render, {}))
+            return render(result, **self.kwargs_for(render, render_kw))
         except CrmlibError as exc:
             return _message(f"{_label('failed', self.lang)}: {exc}")
         except Exception:  # noqa: BLE001 - a stakeholder never sees a traceback
             log.exception("dashboard section %s failed", getattr(compute, "__name__", compute))
             return _message(_label("failed", self.lang) + ".")
 
+    def _empty(self, result, render, render_kw):
+        """An empty result: the renderer's own empty state (a titled chart or table saying there is no
+        data, an empty worklist keeping its title), or "no data for this selection" when there is no
+        renderer or it cannot draw nothing."""
+        if render is not None and result is not None:
+            try:
+                return render(result, **self.kwargs_for(render, render_kw))
+            except Exception:  # noqa: BLE001 - a renderer without an empty state
+                log.debug("renderer %s has no empty state", getattr(render, "__name__", render), exc_info=True)
+        return no_data(self.lang)
+
     # -- the two faces ----------------------------------------------------------------------------
-    def show(self, compute: Callable, render: Callable | None = None, **fixed):
-        """A section: the rendered result (static), or a widget that follows the filters (interactive)."""
+    def show(self, compute: Callable, render: Callable | None = None, *, drill: Callable | None = None,
+             render_kw: dict | None = None, **fixed):
+        """A section: the rendered result (static), or a widget that follows the filters (interactive).
+
+        ``fixed`` are further arguments of ``compute``, ``render_kw`` of ``render``;
+        ``drill(crm, point, **filters)`` gives the records behind a clicked point (interactive only)."""
         if not self.interactive:
-            return self.compute(compute, render, **fixed)
+            return self.compute(compute, render, render_kw=render_kw, **fixed)
         import ipywidgets as w
 
-        names, var_kw = _accepts(compute)
-        uses = set(self.filters) if var_kw else names & set(self.filters)
-        section = Section(compute, render, fixed, uses)
+        uses = self.uses(compute) | (self.uses(drill) if drill else set())
+        section = Section(compute, render, fixed, uses, drill, render_kw or {})
         section.widget = w.VBox(layout=w.Layout(width="100%"))
+        section.widget.add_class("crmlib-section")
+        if drill is not None:
+            section.drill_output = w.Output(layout=w.Layout(width="100%"))
+            section.drill_output.add_class("crmlib-drill")
         self._draw(section)
         self._sections.append(section)
         return section.widget
+
+    # -- drill-down -----------------------------------------------------------------------------------
+    def drill_records(self, index: int, point: dict) -> pl.DataFrame:
+        """The records behind ``point`` of section ``index`` under the current filters."""
+        section = self._sections[index]
+        if section.drill is None:
+            raise ValueError(f"section {index} has no drill-down")
+        names, var_kw = _accepts(section.drill)
+        fixed = {k: v for k, v in section.fixed.items() if var_kw or k in names}
+        return section.drill(self.crm, point, **self.kwargs_for(section.drill, fixed))
+
+    def drill_view(self, index: int, point: dict):
+        """What the drill-down of section ``index`` shows for ``point``: the records view, or a one-line
+        message when it fails (the traceback goes to the server log)."""
+        section = self._sections[index]
+        section.last_drill = None
+        try:
+            records = self.drill_records(index, point)
+        except CrmlibError as exc:
+            return _message(f"{_label('failed', self.lang)}: {exc}")
+        except Exception:  # noqa: BLE001 - a stakeholder never sees a traceback
+            log.exception("drill-down of section %s failed", index)
+            return _message(_label("failed", self.lang) + ".")
+        section.last_drill = records
+        return records_view(records, self.lang, title=_point_title(point))
+
+    def drill(self, index: int, point: dict) -> None:
+        """Show the records behind ``point`` under section ``index`` (what a click does)."""
+        from IPython.display import display
+
+        shown = self.drill_view(index, point)
+        out = self._sections[index].drill_output
+        with out:
+            out.clear_output(wait=True)
+            display(shown)
+
+    def _clicked(self, section: Section):
+        def handler(trace, points, _state=None):
+            if not points.point_inds:
+                return
+            i = points.point_inds[0]
+            custom = None
+            if trace.customdata is not None:
+                try:
+                    custom = trace.customdata[i] if isinstance(i, int) else trace.customdata[i[0]][i[1]]
+                except (IndexError, TypeError):
+                    custom = None
+            point = {"x": points.xs[0] if points.xs else None, "y": points.ys[0] if points.ys else None,
+                     "index": i, "trace": trace.name, "customdata": custom}
+            self.drill(self._sections.index(section), point)
+
+        return handler
 
     def _draw(self, section: Section) -> None:
         import ipywidgets as w
         import plotly.graph_objects as go
         from IPython.display import display
 
-        shown = self.compute(section.compute, section.render, **section.fixed)
+        shown = self.compute(section.compute, section.render, render_kw=section.render_kw, **section.fixed)
         if isinstance(shown, go.Figure) and not isinstance(shown, go.FigureWidget):
+            if section.drill_output is not None:
+                section.drill_output.clear_output()
+                section.last_drill = None
             if section.figure is not None and _same_shape(section.figure, shown):
                 with section.figure.batch_update():
                     for old, new in zip(section.figure.data, shown.data, strict=True):
@@ -157,7 +275,12 @@ class Dashboard:
                 return
             section.figure = go.FigureWidget(shown)
             section.output = None
-            section.widget.children = (section.figure,)
+            if section.drill is not None:
+                for trace in section.figure.data:
+                    trace.on_click(self._clicked(section))
+                section.widget.children = (section.figure, section.drill_output)
+            else:
+                section.widget.children = (section.figure,)
             return
         section.figure = None
         if section.output is None:
@@ -172,6 +295,7 @@ class Dashboard:
         if "lang" in changes:
             self.lang = check_lang(changes.pop("lang"))
             touched = list(range(len(self._sections)))
+            self._relabel()
         else:
             touched = []
         self.filters.update(changes)
@@ -188,6 +312,10 @@ class Dashboard:
         all_ = [(_label("all", self.lang), "")]
         if name == "grain":
             return [(g, g) for g in schema.ENUMS["grain"]]
+        if name == "conversion_event":
+            return [(_label(e, self.lang), e) for e in ("lead_created", "opportunity_created", "closed_won")]
+        if name == "hours":
+            return [(_label(h, self.lang), h) for h in ("business", "calendar")]
         if name == "team":
             teams = self.crm.table("teams").select("team_id", "name").sort("team_id").collect()
             return all_ + [(f"{n} ({t})", t) for t, n in teams.iter_rows()]
@@ -217,14 +345,29 @@ class Dashboard:
             else:
                 ctl = w.Text(description=label, value=str(value))
             ctl.observe(self._on_change(name), names="value")
+            ctl.add_class(f"crmlib-filter-{name}")
+            self._controls[name] = ctl
             controls.append(ctl)
         lang = w.ToggleButtons(options=[("English", "en"), ("中文", "zh")], value=self.lang,
                                description=_label("lang", self.lang))
         lang.observe(self._on_change("lang"), names="value")
+        lang.add_class("crmlib-filter-lang")
+        self._controls["lang"] = lang
         controls.append(lang)
         self._bar = w.HBox(controls, layout=w.Layout(flex_flow="row wrap"))
         self._bar.add_class("crmlib-filter-bar")
         return self._bar
+
+    def _relabel(self) -> None:
+        """Filter labels and 'All' choices in the current language (the values stay)."""
+        for name, ctl in self._controls.items():
+            ctl.description = _label(name, self.lang)
+            if name != "lang" and hasattr(ctl, "options") and name not in DATE_FILTERS:
+                choices = self.options(name)
+                if choices and [v for _, v in choices] == [v for _, v in ctl.options]:
+                    value = ctl.value
+                    ctl.options = choices
+                    ctl.value = value
 
     def _on_change(self, name: str):
         def handler(change):
@@ -234,6 +377,68 @@ class Dashboard:
             self.update(**{name: value})
 
         return handler
+
+
+def records_view(records: pl.DataFrame, lang: str = "en", title: str = "", limit: int = 200):
+    """Drill-down records: their count, CSV and Excel downloads (all rows) and the first ``limit`` rows."""
+    from html import escape
+
+    from .cards import Cards
+
+    n = records.height
+    links = " · ".join(
+        f"<a class='crmlib-download-{kind}' download='records.{kind}' href='{href}'>{kind.upper()}</a>"
+        for kind, href in download_links(records).items()
+    )
+    head = (f"<div class='crmlib-drill-head'><b class='crmlib-drill-count' data-count='{n}'>{n:,}</b> "
+            f"{_label('records', lang)}{' · ' + escape(title) if title else ''} · {_label('download', lang)}: "
+            f"{links}</div>")
+    shown = records.head(limit)
+    note = (f"<div style='color:#57606a'>{_label('showing', lang)} {limit:,}</div>" if n > limit else "")
+    return Cards(head + note + _html_table(shown))
+
+
+def download_links(records: pl.DataFrame) -> dict[str, str]:
+    """``{"csv": data-URI, "xlsx": data-URI}`` holding every row of ``records``."""
+    import base64
+    import io
+
+    csv = base64.b64encode(records.write_csv().encode("utf-8-sig")).decode("ascii")
+    buf = io.BytesIO()
+    records.write_excel(buf, autofit=True)
+    xlsx = base64.b64encode(buf.getvalue()).decode("ascii")
+    return {
+        "csv": f"data:text/csv;charset=utf-8;base64,{csv}",
+        "xlsx": f"data:application/vnd.openxmlformats-officedocument.spreadsheetml.sheet;base64,{xlsx}",
+    }
+
+
+def _html_table(frame: pl.DataFrame) -> str:
+    from html import escape
+
+    def cell(v) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:,.2f}"
+        return escape(str(v))
+
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{escape(c)}</th>" for c in frame.columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td style='padding:2px 8px'>{cell(v)}</td>" for v in row) + "</tr>"
+        for row in frame.iter_rows()
+    )
+    return (f"<div style='max-height:360px;overflow:auto'><table class='crmlib-drill-table' "
+            f"style='border-collapse:collapse;font-size:12px'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{rows}</tbody></table></div>")
+
+
+def _point_title(point: dict) -> str:
+    for key in ("y", "x"):
+        v = point.get(key)
+        if isinstance(v, str):
+            return v
+    return ""
 
 
 def _same_shape(widget, figure) -> bool:

@@ -413,8 +413,52 @@ def attribution(crm: Crm, start=None, end=None, conversion_event: str = "opportu
     """
     models = [m.strip() for m in models.split(",")] if isinstance(models, str) else list(models)
     models = list(dict.fromkeys([*models, *DATA_DRIVEN]))
-    paths = journeys(crm, start, end, conversion_event, lookback_days, detail=True)
-    return compare_models(paths, models, half_life_days=half_life_days, by_campaign=True)
+
+    def run() -> pl.DataFrame:
+        paths = journeys(crm, start, end, conversion_event, lookback_days, detail=True)
+        return compare_models(paths, models, half_life_days=half_life_days, by_campaign=True)
+
+    key = ("marketing.attribution", start, end, conversion_event, lookback_days, half_life_days, tuple(models))
+    return crm.memo(key, run) if hasattr(crm, "memo") else run()
+
+
+def waste(crm: Crm, start=None, end=None, conversion_event: str = "opportunity_created",
+          lookback_days: int | None = 90, half_life_days: float = 7.0, models: Sequence[str] | str = MODELS,
+          level: str = "channel") -> pl.DataFrame:
+    """:func:`wasted_spend` of the :func:`attribution` of the period (one call for a dashboard section;
+    the attribution is computed once per data handle and arguments)."""
+    attributed = attribution(crm, start, end, conversion_event, lookback_days, half_life_days, models)
+    return wasted_spend(crm, attributed, start, end, level=level)
+
+
+def budget_moves(crm: Crm, start=None, end=None, conversion_event: str = "opportunity_created",
+                 lookback_days: int | None = 90, half_life_days: float = 7.0,
+                 models: Sequence[str] | str = MODELS, share: float = 0.2) -> pl.DataFrame:
+    """:func:`reallocation` of :func:`waste` (one call for a dashboard section)."""
+    return reallocation(waste(crm, start, end, conversion_event, lookback_days, half_life_days, models), share=share)
+
+
+def funnel_leads(crm: Crm, point: dict | str, start=None, end=None) -> pl.DataFrame:
+    """The leads behind one step of :func:`funnel` (created in the period and reached at least that step),
+    newest first. ``point`` is a step of :data:`FUNNEL_STEPS`, or a clicked stage of
+    :func:`crmlib.charts_marketing.plot_funnel` (``{"index": i}``, steps in funnel order)."""
+    if isinstance(point, dict):
+        i = point.get("index")
+        if not isinstance(i, int) or not 0 <= i < len(FUNNEL_STEPS):
+            raise ConfigError(f"No funnel step at position {i!r}; steps: {', '.join(FUNNEL_STEPS)}.")
+        step = FUNNEL_STEPS[i]
+    else:
+        step = str(point)
+        if step not in FUNNEL_STEPS:
+            raise ConfigError(f"Unknown funnel step {step!r}.{suggest(step, FUNNEL_STEPS)}")
+    lo, hi = _period(start, end)
+    return (
+        _leads_with_steps(crm).filter(_in(pl.col("created_at"), lo, hi) & pl.col(f"r_{step}"))
+        .select("lead_id", "created_at", "channel", "campaign_id", "status", "mql_at", "sql_at", "opportunity_at",
+                "won_at")
+        .sort("created_at", descending=True)
+        .collect()
+    )
 
 
 def wasted_spend(crm: Crm, attributed: pl.DataFrame, start=None, end=None, level: str = "channel",

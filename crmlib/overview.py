@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 
 from . import schema
+from .errors import ConfigError
 from .sources import Crm
 
 
@@ -26,3 +29,18 @@ def monthly_volume(crm: Crm, tables: tuple[str, ...] = ("leads", "opportunities"
             .select("table", "month", "records")
         )
     return pl.concat(pl.collect_all(parts)).sort("table", "month")
+
+
+def month_records(crm: Crm, point: dict) -> pl.DataFrame:
+    """The records behind one point of :func:`monthly_volume`'s chart: the rows of table ``point["trace"]``
+    whose time column falls in the month starting ``point["x"]`` (drill-down of the overview)."""
+    name = str(point.get("trace"))
+    schema.table(name)  # a clear error, with a suggestion, for an unknown table
+    try:
+        first = dt.date.fromisoformat(str(point.get("x"))[:10]).replace(day=1)
+    except ValueError:
+        raise ConfigError(f"No month at {point.get('x')!r}; click a point of the records-per-month chart.") from None
+    after = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    col = schema.table(name).time_column
+    day = pl.col(col).cast(pl.Date)
+    return crm.table(name).filter((day >= first) & (day < after)).sort(col).collect()

@@ -130,6 +130,31 @@ def attainment(crm, kpi: str = "revenue", level: str = "team", start=None, end=N
     return _ranked(out, kind.direction).select(cols)
 
 
+_LEVEL_COLUMN = {"user": "owner_id", "team": "team_id", "department": "department"}
+
+
+def member_deals(crm, point: dict | str, level: str = "team", start=None, end=None, team=None, region=None,
+                 product=None) -> pl.DataFrame:
+    """The won deals behind one member's revenue bar: deals of the member (a user, team or department,
+    ``level``) won in the period, with the amount in the base currency at the close date (the ``revenue``
+    KPI's rule), largest first. ``point`` is a member id, or a clicked bar of
+    :func:`crmlib.charts_sales.plot_leaderboard` / ``plot_attainment`` (its ``customdata`` holds the id)."""
+    _level(level, tuple(_LEVEL_COLUMN))
+    if isinstance(point, dict):
+        custom = point.get("customdata")
+        member = custom[-1] if isinstance(custom, (list, tuple)) and custom else None
+        if member is None:
+            raise ConfigError("The clicked bar does not name a member; click a bar of the attainment chart.")
+    else:
+        member = str(point)
+    sel = sales.select(crm, start, end, team, region, product)
+    lo, hi = sel.start, sel.end
+    deals = sales.won_deals(crm, sel).filter(
+        (pl.col(_LEVEL_COLUMN[level]) == member) & pl.col("close_date").is_between(lo, hi))
+    return deals.select("opportunity_id", "name", "account", "owner", "team_id", "close_date",
+                        pl.col("amount_base").alias("amount")).sort("amount", descending=True).collect()
+
+
 def _ranked(frame: pl.DataFrame, direction: str) -> pl.DataFrame:
     """Sorted best first: by attainment when any member has a target, else by value (direction-aware)."""
     by_att = frame.get_column("attainment").is_not_null().any()

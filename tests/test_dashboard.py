@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from crmlib.cards import Cards
-from crmlib.dashboard import Dashboard
+from crmlib.dashboard import Dashboard, download_links, records_view
 from crmlib.errors import ConfigError
 
 CALLS: list[tuple[str, dict]] = []
@@ -24,6 +24,8 @@ def by_start(crm, *, start):
 
 
 def plot(frame, lang="en"):
+    if frame.height == 0:
+        raise ValueError("nothing to draw")  # a renderer without an empty state: the dashboard says so
     return go.Figure(go.Bar(x=frame["team"].to_list(), y=frame["n"].to_list()),
                      layout={"title": {"text": "Deals" if lang == "en" else "商机"}})
 
@@ -89,6 +91,82 @@ def test_filter_bar_widgets_drive_the_sections(demo_warehouse):
         assert len(team.options) == n_teams + 1 and team.options[0] == ("All", "")
         CALLS.clear()
         team.value = team.options[1][1]  # a user picks the first team
-        assert CALLS == [("by_team", {"start": "2025-01-01", "team": team.options[1][1]})]
+        assert [("by_team", {"start": "2025-01-01", "team": team.options[1][1]})] == CALLS
         bar.children[0].value = __import__("datetime").date(2025, 3, 1)
         assert CALLS[-1][1]["start"] == "2025-03-01"
+
+
+def by_period(crm, *, period, filters):
+    CALLS.append(("by_period", {"period": period, "filters": filters}))
+    return pl.DataFrame({"x": [1]})
+
+
+def where(team="", channel=""):
+    return {k: v for k, v in {"team": team, "case_channel": channel}.items() if v}
+
+
+def test_period_and_filters_are_built_for_functions_that_take_them():
+    dash = Dashboard(None, start="2025-01-01", end="2025-03-31", team="T1", channel="", lang="en",
+                     interactive=True, where=where)
+    dash.show(by_period)
+    assert CALLS[-1][1] == {"period": ("2025-01-01", "2025-03-31"), "filters": {"team": "T1"}}
+    assert dash.uses(by_period) == {"start", "end", "team", "channel"}
+    dash.update(channel="email")
+    assert CALLS[-1][1]["filters"] == {"team": "T1", "case_channel": "email"}
+
+
+def deals_of(crm, point, *, team=""):
+    CALLS.append(("deals_of", {"point": point, "team": team}))
+    ids = {"T1": ["o1", "o2", "o3"], "T2": ["o4", "o5", "o6", "o7", "o8"]}[point["x"]]
+    return pl.DataFrame({"opportunity_id": ids, "amount": [100.0 * (i + 1) for i in range(len(ids))]})
+
+
+def test_drill_down_shows_the_records_with_count_and_downloads():
+    import base64
+    import io
+
+    dash = Dashboard(None, start="2025-01-01", team="", lang="en", interactive=True)
+    dash.show(by_team, plot, drill=deals_of)
+    section = dash._sections[0]
+    assert section.widget.children == (section.figure, section.drill_output)
+    # what a click on the second bar does (FigureWidget click callback)
+    from plotly.callbacks import Points
+
+    bar = section.figure.data[0]
+    dash._clicked(section)(bar, Points(point_inds=[1], xs=["T2"], ys=[5], trace_name=None, trace_index=0))
+    assert CALLS[-1] == ("deals_of", {"point": {"x": "T2", "y": 5, "index": 1, "trace": None, "customdata": None},
+                                      "team": ""})
+    assert section.last_drill.height == 5  # the bar's value, the records behind it
+    html = records_view(section.last_drill, "zh", "T2").html
+    assert "data-count='5'" in html and "条记录" in html and "下载" in html
+    links = download_links(section.last_drill)
+    csv = base64.b64decode(links["csv"].split(",", 1)[1]).decode("utf-8-sig")
+    assert csv.splitlines() == ["opportunity_id,amount", "o4,100.0", "o5,200.0", "o6,300.0", "o7,400.0", "o8,500.0"]
+    xlsx = pl.read_excel(io.BytesIO(base64.b64decode(links["xlsx"].split(",", 1)[1])))
+    assert xlsx.get_column("opportunity_id").to_list() == ["o4", "o5", "o6", "o7", "o8"]
+    dash.update(team="T1")  # a filter change clears the drill-down (it belonged to the old selection)
+    assert section.last_drill is None
+
+
+def test_failing_drill_down_says_so_in_place():
+    def bad(crm, point):
+        raise ZeroDivisionError("boom")
+
+    dash = Dashboard(None, start="2025-01-01", team="", lang="en", interactive=True)
+    dash.show(by_team, plot, drill=bad)
+    text = dash.drill_view(0, {"x": "T1"}).html
+    assert dash._sections[0].last_drill is None
+    assert "could not be computed" in text and "Traceback" not in text and "boom" not in text
+
+
+def test_language_switch_relabels_the_filter_bar(demo_warehouse):
+    import crmlib
+
+    with crmlib.open(demo_warehouse) as crm:
+        dash = Dashboard(crm, start="2025-01-01", team="", hours="business", lang="en", interactive=True)
+        bar = dash.filter_bar()
+        assert [c.description for c in bar.children] == ["From", "Team", "Hours", "Language"]
+        bar.children[-1].value = "zh"
+        assert [c.description for c in bar.children] == ["开始", "团队", "计时", "语言"]
+        assert bar.children[1].options[0] == ("全部", "") and bar.children[1].value == ""
+        assert bar.children[2].options[0] == ("工作时间", "business")

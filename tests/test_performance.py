@@ -97,6 +97,19 @@ def test_leaderboard_ranks_and_trend(crm):
     assert performance.leaderboard(crm, "revenue", "user", **Q1, team="T9").height == 0
 
 
+def test_member_drill_down_lists_the_won_deals_behind_a_bar(crm):
+    # 2025-Q1 revenue of T1: o1 1000 (u1) + o6 300 (u2); of u3: o4 500 (module docstring)
+    t1 = performance.member_deals(crm, {"customdata": ["CNY 1.3k", "T1"]}, "team", **Q1)
+    assert sorted(t1.get_column("opportunity_id").to_list()) == ["o1", "o6"]
+    assert t1.get_column("amount").sum() == approx(1300)
+    u3 = performance.member_deals(crm, "u3", "user", **Q1)
+    assert u3.get_column("opportunity_id").to_list() == ["o4"] and u3.get_column("amount").sum() == approx(500)
+    assert performance.member_deals(crm, "u2", "user", start="2024-10-01", end="2024-12-31") \
+        .get_column("opportunity_id").to_list() == ["o11"]
+    with pytest.raises(ConfigError, match="does not name a member"):
+        performance.member_deals(crm, {"customdata": None}, "team", **Q1)
+
+
 def test_contribution_of_members_and_departments(crm):
     c = rows(performance.contribution(crm, "revenue", "user", "team", **Q1))
     # T1: u1 1000 / 1300, u2 300 / 1300; T2: u3 500 / 500; of the whole selection: u1 1000 / 1800

@@ -82,6 +82,18 @@ def test_funnel_counts_deals_that_reached_at_least_each_stage(crm):
     assert f.get_column("median_days_in_stage").to_list() == approx([9.5, 12, 28, 5, 21.5, None], nan_ok=True)
 
 
+def test_funnel_drill_down_lists_the_deals_behind_each_stage(crm):
+    # the same hand-worked cohort as above: >= 1 (qualification) is o1 o2 o3 o4 o7 o9, >= 4 is o1 o4 o9
+    qual = sales.funnel_deals(crm, "qualification", **Q1)
+    assert sorted(qual.get_column("opportunity_id").to_list()) == ["o1", "o2", "o3", "o4", "o7", "o9"]
+    nego = sales.funnel_deals(crm, {"index": 4}, **Q1)  # a click on the 5th stage of the chart
+    assert sorted(nego.get_column("opportunity_id").to_list()) == ["o1", "o4", "o9"]
+    assert nego.get_column("amount").sum() == pytest.approx(2700)  # the stage's value, worked above
+    assert sorted(sales.funnel_deals(crm, "closed_won", **Q1, team="T2").get_column("opportunity_id")) == ["o4"]
+    with pytest.raises(ConfigError, match="Unknown funnel stage"):
+        sales.funnel_deals(crm, "won", **Q1)
+
+
 def test_funnel_filters_and_history_up_to_the_as_of_day(crm):
     # team T2 (u3): o4 (reach 5), o5 (0), o10 (0)
     assert sales.funnel(crm, **Q1, team="T2").get_column("deals").to_list() == [3, 1, 1, 1, 1, 1]

@@ -19,6 +19,7 @@ from .data import CustomerData, load, order_exclusions, to_base_currency
 from .retention import retention_matrix, subscription_retention
 from .rfm import SEGMENTS, rfm, rfm_grid, rfm_segments
 from .summary import customer_summary, holdout_check
+from . import views
 from .value import CustomerValue, customer_value, holdout_validation, p_alive_grid, rising_accounts, watchlist
 
 __all__ = [
@@ -43,5 +44,6 @@ __all__ = [
     "subscription_retention",
     "to_base_currency",
     "top_share",
+    "views",
     "watchlist",
 ]

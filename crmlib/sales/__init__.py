@@ -59,7 +59,7 @@ from ._data import (
     to_base,
     won_deals,
 )
-from .deals import funnel, lost_reasons, stage_p90, stalled_deals
+from .deals import funnel, funnel_deals, lost_reasons, stage_p90, stalled_deals
 from .pipeline import (
     VELOCITY_PARTS,
     commit_attainment_kpi,
@@ -87,6 +87,7 @@ __all__ = [
     "forecast",
     "forecast_accuracy",
     "funnel",
+    "funnel_deals",
     "history",
     "kpi_summary",
     "lost_reasons",

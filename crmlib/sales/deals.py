@@ -45,19 +45,7 @@ def funnel(crm, start=None, end=None, team=None, region=None, product=None, as_o
       stays (entered, then left for another stage by the as-of day).
     """
     sel = select(crm, start, end, team, region, product, as_of)
-    order = {s: i for i, s in enumerate(FUNNEL_STAGES)}
-    cohort = opportunities(crm, sel).filter(
-        (pl.col("created_at") >= dt.datetime.combine(sel.start, dt.time()))
-        & (pl.col("created_at") < dt.datetime.combine(sel.end + dt.timedelta(days=1), dt.time()))
-        & (pl.col("created_at") < sel.as_of_end)
-    ).select("opportunity_id", pl.col("created_at").dt.date().alias("created"))
-    h = history(crm, sel, cohort).join(cohort, on="opportunity_id", how="inner")
-    step = pl.col("stage").replace_strict(order, default=None, return_dtype=pl.Int64)
-    reach = h.group_by("opportunity_id").agg(
-        step.max().fill_null(0).alias("reach"),
-        pl.col("amount").last(), pl.col("currency").last(), pl.col("created").first(),
-    )
-    reach = to_base(reach, sel, "created")
+    h, reach = _reach(crm, sel)
     per_step = reach.group_by("reach").agg(pl.len().alias("n"), pl.col("amount_base").sum().alias("v"), _NOFX)
     stays = h.filter(pl.col("left").is_not_null() & pl.col("stage").is_in(OPEN_STAGES)).group_by("stage").agg(
         ((pl.col("left") - pl.col("entered")).dt.total_seconds() / _SECONDS_PER_DAY).median()
@@ -77,6 +65,58 @@ def funnel(crm, start=None, end=None, team=None, region=None, product=None, as_o
         pl.when(first > 0).then(pl.col("deals") / first).alias("from_first"),
     ).with_columns((1.0 - pl.col("conversion")).alias("drop_off")).join(stays, on="stage", how="left").select(
         "stage", "step", "deals", "value", "conversion", "drop_off", "from_first", "median_days_in_stage")
+
+
+def _reach(crm, sel: Selection) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """The cohort's stage history, and per deal its furthest funnel step (``reach``) with its latest
+    amount in the base currency at the rate of its creation day."""
+    order = {s: i for i, s in enumerate(FUNNEL_STAGES)}
+    cohort = opportunities(crm, sel).filter(
+        (pl.col("created_at") >= dt.datetime.combine(sel.start, dt.time()))
+        & (pl.col("created_at") < dt.datetime.combine(sel.end + dt.timedelta(days=1), dt.time()))
+        & (pl.col("created_at") < sel.as_of_end)
+    ).select("opportunity_id", pl.col("created_at").dt.date().alias("created"))
+    h = history(crm, sel, cohort).join(cohort, on="opportunity_id", how="inner")
+    step = pl.col("stage").replace_strict(order, default=None, return_dtype=pl.Int64)
+    reach = h.group_by("opportunity_id").agg(
+        step.max().fill_null(0).alias("reach"),
+        pl.col("amount").last(), pl.col("currency").last(), pl.col("created").first(),
+    )
+    return h, to_base(reach, sel, "created")
+
+
+def funnel_deals(crm, point: dict | str, start=None, end=None, team=None, region=None, product=None,
+                 as_of=None) -> pl.DataFrame:
+    """The deals behind one funnel stage: those counted at it by :func:`funnel` (created in the period,
+    reached at least this stage by the as-of day), with owner, account, furthest stage and amount.
+
+    ``point`` is a stage name of :data:`FUNNEL_STAGES`, or a clicked point of the funnel chart
+    (``{"index": i}``: the i-th stage in pipeline order, as :func:`crmlib.charts_sales.plot_funnel`
+    draws them)."""
+    if isinstance(point, dict):
+        i = point.get("index")
+        if not isinstance(i, int) or not 0 <= i < len(FUNNEL_STAGES):
+            raise ConfigError(f"No funnel stage at position {i!r}; stages: {', '.join(FUNNEL_STAGES)}.")
+        stage = FUNNEL_STAGES[i]
+    else:
+        stage = str(point)
+        if stage not in FUNNEL_STAGES:
+            raise ConfigError(f"Unknown funnel stage {stage!r}; stages: {', '.join(FUNNEL_STAGES)}.")
+    sel = select(crm, start, end, team, region, product, as_of)
+    _, reach = _reach(crm, sel)
+    step = FUNNEL_STAGES.index(stage)
+    deals = opportunities(crm, sel).select("opportunity_id", "name", "account", "owner", "region",
+                                           pl.col("created_at").dt.date().alias("created"), "stage")
+    return (
+        reach.filter(pl.col("reach") >= step)
+        .join(deals, on="opportunity_id", how="left")
+        .select("opportunity_id", "name", "account", "owner", "region", "created",
+                pl.col("reach").replace_strict(dict(enumerate(FUNNEL_STAGES)), return_dtype=pl.String)
+                .alias("furthest_stage"),
+                pl.col("stage").alias("current_stage"), pl.col("amount_base").alias("amount"))
+        .sort("amount", descending=True, nulls_last=True)
+        .collect()
+    )
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ Filters and groups use the catalog's dimensions (``team``, ``agent``, ``priority
 from __future__ import annotations
 
 from ._common import AGE_BUCKETS, SLA_METRICS, TIME_METRICS, selection
-from .analytics import about_to_breach, backlog, sla_report, time_summary, time_values, trends, volume
+from .analytics import about_to_breach, backlog, sla_cases, sla_report, time_summary, time_values, trends, volume
 from .boards import LEADERBOARD_METRICS, leaderboard
 from .facts import case_facts, clear_cache
 from .providers import (
@@ -63,7 +63,7 @@ from .sla import Policy, Sla, load_sla, sla_from_dict
 __all__ = [
     "AGE_BUCKETS", "LEADERBOARD_METRICS", "SLA_METRICS", "TIME_METRICS", "Policy", "Sla", "about_to_breach",
     "backlog", "card_kpis", "case_facts", "clear_cache", "kpi_summary", "leaderboard", "load_sla", "satisfaction",
-    "selection", "sla_from_dict", "sla_report", "time_summary", "time_values", "trends", "volume",
+    "selection", "sla_cases", "sla_from_dict", "sla_report", "time_summary", "time_values", "trends", "volume",
     # providers of the catalog's external KPIs (crmlib/kpis/service.yaml)
     "first_response_business_hours", "first_response_calendar_hours", "first_response_sla", "reopen_rate",
     "resolution_business_hours", "resolution_sla", "sla_breaches", "sla_compliance",

@@ -164,6 +164,39 @@ def sla_report(crm, by=("priority",), grain: str = "month", period=None, filters
     return out.select(schema_out.keys())
 
 
+def sla_cases(crm, point: dict, grain: str = "month", period=None, filters=None, as_of=None, sla=None,
+              calendar=None, metric: str = "sla", lang: str = "en") -> pl.DataFrame:
+    """The cases behind one cell of the SLA heatmap (:func:`crmlib.charts_service.plot_sla_heatmap` of
+    :func:`sla_report` by priority): the cases of that priority whose ``metric`` outcome (met or breached)
+    became known in that period, breaches first. ``point``: ``{"x": period start (YYYY-MM-DD),
+    "y": priority}`` as clicked (the priority may be its label in ``lang``)."""
+    from ..charts_service import t
+    from ..schema import ENUMS
+
+    if metric not in SLA_METRICS:
+        raise ConfigError(f"Unknown SLA metric {metric!r}.{suggest(metric, SLA_METRICS)}")
+    label = str(point.get("y"))
+    priority = next((p for p in ENUMS["priority"] if label in (p, t(p, lang))), None)
+    try:
+        start = dt.date.fromisoformat(str(point.get("x"))[:10])
+    except ValueError:
+        start = None
+    if priority is None or start is None:
+        raise ConfigError(f"No SLA cell at {point.get('x')!r} × {label!r}; click a cell of the SLA heatmap.")
+    facts, w, _, grain = prepare(crm, (), grain, period, filters, as_of, calendar=calendar, sla=sla)
+    if w.lo is None:
+        return pl.DataFrame()
+    col, at = (metric, "sla_at") if metric == "sla" else (f"{metric}_sla", f"{metric}_sla_at")
+    return (
+        facts.filter(pl.col(col).is_in(["met", "breached"]) & in_window(at, w) & (pl.col("priority") == priority)
+                     & (period_col(at, grain) == start))
+        .select("case_id", "priority", "team_id", "agent_id", "channel", "created_at", "status",
+                pl.col(col).alias("outcome"), pl.col(at).alias("known_at"), "first_response_hours",
+                "full_resolution_hours")
+        .sort(pl.col("outcome") != "breached", "known_at")
+    )
+
+
 def about_to_breach(crm, within_hours: float | None = None, filters=None, period=None, as_of=None, sla=None,
                     calendar=None, include_breached: bool = False) -> pl.DataFrame:
     """Open cases with an SLA target due within ``within_hours`` (default ``warn_within_hours`` of the SLA

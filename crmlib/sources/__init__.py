@@ -97,6 +97,7 @@ class Crm:
     resolved: Resolved
     _reader: object = field(repr=False)
     _cache: dict[str, pl.LazyFrame] = field(default_factory=dict, repr=False)
+    _memo: dict = field(default_factory=dict, repr=False)
 
     # -- tables ---------------------------------------------------------------------------------
     def table(self, name: str) -> pl.LazyFrame:
@@ -117,6 +118,18 @@ class Crm:
     def source(self) -> str:
         """The source as it may be shown (password hidden)."""
         return self.resolved.display
+
+    def memo(self, key: tuple, compute):
+        """``compute()`` once per ``key`` for this handle (the last 16 results are kept): for analyses
+        that several dashboard sections or report cells share, such as an attribution run."""
+        if key in self._memo:
+            self._memo[key] = self._memo.pop(key)  # most recently used last
+            return self._memo[key]
+        value = compute()
+        if len(self._memo) >= 16:
+            self._memo.pop(next(iter(self._memo)))
+        self._memo[key] = value
+        return value
 
     @property
     def kind(self) -> str:
