@@ -14,7 +14,8 @@ __all__ = ["Crm", "CrmlibError", "__version__", "open"]
 
 _SUBMODULES = {
     "cards", "charts", "cli", "config", "errors", "i18n", "importer", "kpis", "marketing", "charts_marketing", "customers", "charts_customers", "models", "dashboard", "sales", "performance", "charts_sales", "tables_sales", "service", "charts_service", "tables_service", "calendars", "notebook", "overview", "reports", "schema",
-    "sources", "tables", "validate",
+    "sources", "tables", "validate", "alerts", "notify", "executive", "roi", "charts_executive", "charts_roi",
+    "tables_executive", "charts_alerts", "tables_alerts", "serve", "money",
 }
 
 

@@ -147,7 +147,7 @@ def plot_rfm_segments(segments: pl.DataFrame, lang: str = "en") -> go.Figure:
             for c, cs, rs in seg.select("customers", "customer_share", "revenue_share").iter_rows()]
     fig = go.Figure(go.Treemap(
         labels=[t(n, lang) for n in names], parents=[""] * len(names), values=seg.get_column("customers").to_list(),
-        text=text, textinfo="label+text", marker={"colors": [_SEGMENT_COLORS[n] for n in names]},
+        text=text, textinfo="label+text", marker={"colors": [_SEGMENT_COLORS[n] for n in names]}, customdata=names,
         hovertemplate="%{label}<br>%{text}<extra></extra>", branchvalues="total",
     ))
     fig.update_layout(title=title, **_LAYOUT)

@@ -30,6 +30,8 @@ app.add_typer(data_app, name="data")
 kpis_app = typer.Typer(help="The KPI catalog: list, show and evaluate KPIs.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 app.add_typer(kpis_app, name="kpis")
+alerts_app = typer.Typer(help="Alerts: KPI thresholds, anomalies and opportunity signals; notifications.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
 
 # Piped output (cron logs, files) is not squeezed to 80 columns.
 out = Console() if sys.stdout.isatty() else Console(width=200)
@@ -74,10 +76,10 @@ def data_demo(
 
 @data_app.command("import")
 def data_import(
-    paths: Annotated[list[Path], typer.Argument(help="CSV (any common encoding), .xlsx or .parquet files.")],
+    paths: Annotated[list[Path], typer.Argument(help="CSV (any common encoding; .csv.gz too), .xlsx or .parquet files.")],
     table: Annotated[str, typer.Option("--table", "-t", help="Canonical table the files fill.")],
     mapping: Annotated[Path | None, typer.Option(help="YAML mapping file (columns, values, date formats).")] = None,
-    preset: Annotated[str | None, typer.Option(help="Built-in mapping: salesforce or hubspot.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Built-in mapping: salesforce, hubspot or online_retail.")] = None,
     into: Annotated[Path | None, typer.Option(help="Warehouse to write. Default: data/crm.duckdb.")] = None,
 ) -> None:
     """Import files into the warehouse: all-or-nothing, upserting by key."""
@@ -212,6 +214,60 @@ def kpis_eval(
 
 
 # ------------------------------------------------------------------------------------------------
+# alerts
+# ------------------------------------------------------------------------------------------------
+@alerts_app.command("check")
+def alerts_check(
+    source: SourceOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    rules: Annotated[Path | None, typer.Option(help="Rules file. Default: parameters/alerts.yaml.")] = None,
+    outputs: Annotated[Path | None, typer.Option(help="Folder of alerts.json. Default: outputs/.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Check as of this day (YYYY-MM-DD). Default: the data's last day.")] = None,
+) -> None:
+    """Evaluate rules, anomalies and signals; update outputs/alerts.json; notify. Exit 2 when something is critical."""
+    import json
+
+    from . import alerts
+    from . import open as open_source
+
+    if fmt not in ("table", "json"):
+        from .errors import ConfigError
+
+        raise ConfigError(f"--format {fmt!r} is not supported. Use table or json.")
+    with open_source(source) as crm:
+        result = alerts.check(crm, rules=rules, as_of=as_of, outputs=outputs)
+    new = {a["key"] for a in result.raised + result.escalated}
+    if fmt == "json":
+        keep = ("key", "kind", "name", "severity", "kpi", "scope", "period", "value", "threshold", "expected", "score",
+                "since", "owner", "message_en", "message_zh", "evidence")
+        doc = {"as_of": result.as_of.isoformat(), "state": str(result.path), "critical": result.critical,
+               "alerts": [{**{k: a.get(k) for k in keep}, "new": a["key"] in new} for a in result.alerts],
+               "resolved": [a["key"] for a in result.resolved],
+               "deliveries": {"delivered": len(result.delivered), "failed": len(result.failed)}}
+        sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=1, default=str) + "\n")
+    else:
+        from rich.table import Table
+
+        t = Table(title=f"alerts as of {result.as_of} ({len(result.alerts)}; {len(new)} new, "
+                        f"{len(result.resolved)} resolved)")
+        for col in ("severity", "new", "kind", "scope", "period", "message"):
+            t.add_column(col, overflow="fold")
+        colour = {"critical": "red", "warning": "yellow", "info": "cyan"}
+        for a in result.alerts:
+            t.add_row(f"[{colour[a['severity']]}]{a['severity']}[/]", "new" if a["key"] in new else "",
+                      escape(a["kind"]), escape(a["scope"]), escape(a["period"]), escape(a["message_en"]))
+        out.print(t)
+        for a in result.resolved:
+            out.print(f"resolved: {a['key']}", markup=False, highlight=False)
+        err.print(f"state: {result.path}", markup=False, highlight=False)
+    for item in result.failed:
+        err.print(f"warning: {item['channel']} delivery failed after {item['attempts']} attempt(s): "
+                  f"{item['last_error']}; kept in the outbox, retried at the next check", markup=False, highlight=False)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+# ------------------------------------------------------------------------------------------------
 # report
 # ------------------------------------------------------------------------------------------------
 @report_app.command("run")
@@ -283,6 +339,39 @@ def report_list(
                   escape("\n".join(lines)))
     out.print(t)
     out.print(f"index: {outputs / 'index.html'}", markup=False, highlight=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# serve
+# ------------------------------------------------------------------------------------------------
+@app.command("serve")
+def serve_cmd(
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8866,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on. Anything but loopback requires a token.")
+    ] = "127.0.0.1",
+    pool: Annotated[
+        int, typer.Option("--pool", min=0, help="Preheated kernels per dashboard (0: start one per visit).")
+    ] = 1,
+    source: SourceOpt = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="Access token every viewer needs (?token=...). Prefer the environment variable: "
+            "a command line is visible to other users of the machine.",
+            envvar="CRMLIB_SERVE_TOKEN",
+            show_envvar=True,
+        ),
+    ] = None,
+    notebooks: Annotated[
+        Path | None, typer.Option(help="Folder of notebooks to serve. Default: notebooks/ of the project.")
+    ] = None,
+) -> None:
+    """Serve the area notebooks as Voila dashboards: landing page, preheated kernels, tracebacks off."""
+    from .serve import serve
+
+    serve(host=host, port=port, pool=pool, token=token, source=source, notebooks=notebooks,
+          echo=lambda text: err.print(text, markup=False, highlight=False))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -434,11 +434,11 @@ def _html_table(frame: pl.DataFrame) -> str:
 
 
 def _point_title(point: dict) -> str:
-    for key in ("y", "x"):
-        v = point.get(key)
-        if isinstance(v, str):
-            return v
-    return ""
+    """What was clicked, for the drill-down heading: the category (and period) of the point."""
+    parts = [str(point[k]) for k in ("trace", "y", "x") if isinstance(point.get(k), str)]
+    if not parts and isinstance(point.get("customdata"), str):
+        parts = [point["customdata"]]
+    return " · ".join(parts)
 
 
 def _same_shape(widget, figure) -> bool:

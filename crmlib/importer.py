@@ -40,6 +40,28 @@ read as text (``01`` stays ``"01"``, ``Yes`` stays ``"Yes"``); only ``true``/``f
     sheet: Deals                    # Excel sheet (default: the first)
     description: free text          # for people; ignored
 
+Beyond renaming (:mod:`crmlib.import_rules`; docs/import.md has worked examples):
+
+.. code-block:: yaml
+
+    compute: {amount: Quantity * `Unit Price`}  # a column computed from file columns: + - * / ( ) abs()
+    prefixes:                       # a column set from how a file column starts (longest prefix first)
+      status: {column: InvoiceNo, values: {C: cancelled}, otherwise: completed}
+    lines: {sum: [amount]}          # the rows are lines of records: grouped by the table's key, these
+                                    #   columns summed; dates the earliest line's, other columns the first
+                                    #   non-empty value
+    negate: {amount: {status: cancelled}}  # amounts written negative on those records, stored positive
+    skip_empty: [account_id]        # rows without it are left out, counted in the report (not an error)
+    derive: [cases, accounts]       # parent rows built from the file: cases from an event log (created at
+                                    #   the first event, status of the last status change, closed at the
+                                    #   last solve), accounts from the account ids (created at their first
+                                    #   row, name = id); columns of those tables may be mapped and given
+                                    #   defaults like the table's own; rows already in the warehouse are kept
+
+A ``case_events`` file without an event id column gets ids ``<case>~<time>~<n>`` (the same file gives the
+same ids, so importing it again replaces its rows). A report of what an import left out, grouped or derived
+is printed and recorded in the warehouse (:func:`recorded_imports`).
+
 What is derived when absent (a missing column or an empty value):
 
 * ``is_closed`` and ``is_won`` from ``stage`` (``closed_won``/``closed_lost``);
@@ -48,280 +70,34 @@ What is derived when absent (a missing column or an empty value):
   above 1 and none strictly between 0 and 1 (``10, 20, 100``) -- is divided by 100;
 * currency codes are upper-cased.
 
-Presets (``preset="salesforce"``, ``"hubspot"``) are mapping files shipped in ``crmlib/presets``; with both a
-preset and a mapping, the mapping's entries are laid over the preset's.
+Presets (``preset="salesforce"``, ``"hubspot"``, ``"online_retail"``) are mapping files shipped in
+``crmlib/presets``; with both a preset and a mapping, the mapping's entries are laid over the preset's.
 """
 
 from __future__ import annotations
 
-import codecs
+import datetime as dt
+import gzip
+import json
 import re
+import shutil
+import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import polars as pl
-import yaml
 
 from . import config, schema
+from . import import_rules as rules
 from .errors import ConfigError, ImportDataError, MappingError, Problem, SourceError, suggest
+from .import_mapping import Mapping, _combined, derived_columns, list_presets, load_mapping, load_preset
 from .sources import files as files_mod
 from .validate import FILE, ROW, Options, Reference, check_columns, check_frame, raise_if_errors
 
-__all__ = ["ImportReport", "Mapping", "import_files", "list_presets", "load_mapping", "load_preset"]
-
-MAPPING_KEYS = (
-    "table", "description", "columns", "ignore", "values", "dates", "currency", "defaults", "booleans",
-    "percent", "split", "decimal", "encoding", "delimiter", "sheet",
-)
-
-
-# ------------------------------------------------------------------------------------------------
-# Mapping files
-# ------------------------------------------------------------------------------------------------
-class _TextLoader(yaml.SafeLoader):
-    """YAML where plain scalars stay text, except true/false/null (no 01 -> 1, no Yes -> True)."""
-
-
-_TextLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag in ("tag:yaml.org,2002:null", "tag:yaml.org,2002:merge")]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_TextLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
-@dataclass(frozen=True)
-class Mapping:
-    """A parsed mapping file or preset (see the module doc for the format)."""
-
-    source: str = "(none)"
-    table: str | None = None
-    columns: dict[str, list[str]] = field(default_factory=dict)  # canonical -> file columns, in order
-    ignore: tuple[str, ...] = ()
-    values: dict[str, dict[str, str]] = field(default_factory=dict)
-    dates: dict[str, str] = field(default_factory=dict)
-    currency: str | None = None
-    defaults: dict[str, str] = field(default_factory=dict)
-    booleans: dict[str, dict[str, bool]] = field(default_factory=dict)
-    percent: tuple[str, ...] = ()
-    split: dict[str, str] = field(default_factory=dict)
-    decimal: str = "."
-    encoding: str | None = None
-    delimiter: str | None = None
-    sheet: str | None = None
-
-    def over(self, base: Mapping) -> Mapping:
-        """This mapping laid over ``base`` (a preset): dict entries merged, this one's winning."""
-        columns = {k: list(v) for k, v in base.columns.items()}
-        for target, sources in self.columns.items():
-            columns[target] = sources + [s for s in columns.get(target, []) if s not in sources]
-        return Mapping(
-            source=f"{self.source} over {base.source}",
-            table=self.table or base.table,
-            columns=columns,
-            ignore=tuple(dict.fromkeys(base.ignore + self.ignore)),
-            values={k: {**base.values.get(k, {}), **self.values.get(k, {})} for k in {**base.values, **self.values}},
-            dates={**base.dates, **self.dates},
-            currency=self.currency or base.currency,
-            defaults={**base.defaults, **self.defaults},
-            booleans={**base.booleans, **self.booleans},
-            percent=tuple(dict.fromkeys(base.percent + self.percent)),
-            split={**base.split, **self.split},
-            decimal=self.decimal if self.decimal != "." else base.decimal,
-            encoding=self.encoding or base.encoding,
-            delimiter=self.delimiter or base.delimiter,
-            sheet=self.sheet or base.sheet,
-        )
-
-
-def list_presets() -> tuple[str, ...]:
-    folder = resources.files("crmlib") / "presets"
-    return tuple(sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml")))
-
-
-def load_preset(name: str, table: str | None = None) -> Mapping:
-    """A shipped preset (``salesforce``, ``hubspot``) as a :class:`Mapping`."""
-    names = list_presets()
-    if name not in names:
-        raise MappingError(
-            f"There is no preset {name!r}.{suggest(name, names)} The presets are: {', '.join(names)}. "
-            "Or write a mapping file (see `crmlib.importer` for the format) and pass it with --mapping."
-        )
-    text = (resources.files("crmlib") / "presets" / f"{name}.yaml").read_text(encoding="utf-8")
-    return _parse_mapping(text, f"preset {name}", table)
-
-
-def load_mapping(path: str | Path, table: str | None = None) -> Mapping:
-    """Read and check a mapping file; raises :class:`MappingError` listing every problem."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise MappingError(f"Mapping file {p} does not exist. Check the path given to --mapping.")
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise MappingError(f"Mapping file {p} is not UTF-8 text. Save it as UTF-8.") from None
-    return _parse_mapping(text, f"mapping {p}", table)
-
-
-def _parse_mapping(text: str, source: str, table: str | None) -> Mapping:
-    try:
-        doc = yaml.load(text, Loader=_TextLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise MappingError(f"[bad_yaml] {source}: not valid YAML{where} ({problem}). "
-                           "Check the indentation and quote values holding ':' or '#'.") from None
-    if doc is None:
-        doc = {}
-    if not isinstance(doc, dict):
-        raise MappingError(f"[bad_mapping] {source}: the file must be a YAML mapping of keys "
-                           f"({', '.join(MAPPING_KEYS)}), not a {type(doc).__name__}.")
-    errors: list[str] = []
-
-    def bad(check: str, message: str, hint: str = "") -> None:
-        stop = "" if message.endswith((".", "?", "!")) else "."
-        errors.append(f"[{check}] {source}: {message}{stop}{(' ' + hint) if hint else ''}")
-
-    for key in doc:
-        if key not in MAPPING_KEYS:
-            bad("unknown_key", f"unknown key {key!r}.{suggest(str(key), MAPPING_KEYS)}",
-                f"Allowed keys: {', '.join(MAPPING_KEYS)}.")
-    mtable = doc.get("table")
-    if mtable is not None and mtable not in schema.TABLES:
-        bad("unknown_table", f"table {mtable!r} is not a canonical table.{suggest(str(mtable), schema.TABLE_NAMES)}")
-        mtable = None
-    if table and mtable and mtable != table:
-        bad("wrong_table", f"the mapping is for table {mtable} but the import is into {table}",
-            "Use --table " + str(mtable) + " or another mapping file.")
-    t = schema.table(table or mtable) if (table or mtable) else None
-
-    def section(key: str, kind: type) -> Any:
-        value = doc.get(key)
-        if value is None:
-            return kind()
-        if not isinstance(value, kind):
-            bad("bad_mapping", f"{key} must be a {'mapping' if kind is dict else 'list'}, not {value!r}")
-            return kind()
-        return value
-
-    def canonical(key: str, column: str, dtypes: tuple[str, ...] | None = None) -> schema.Column | None:
-        if t is None:
-            return None
-        if column not in t.column_names:
-            bad("unknown_column", f"{key}: {column!r} is not a column of {t.name}.{suggest(str(column), t.column_names)}",
-                f"Columns of {t.name}: {', '.join(t.column_names)}.")
-            return None
-        col = t.column(column)
-        if dtypes and col.dtype not in dtypes:
-            bad("bad_mapping", f"{key}: {column} is a {col.dtype} column, not {' or '.join(dtypes)}")
-            return None
-        return col
-
-    def enum_value(what: str, col: schema.Column | None, value: str) -> None:
-        if col is not None and col.enum and value not in schema.ENUMS[col.enum]:
-            allowed = schema.ENUMS[col.enum]
-            bad("unknown_value", f"{what}, which is not a {col.enum} value.{suggest(value, allowed)}",
-                f"Allowed: {', '.join(allowed)}.")
-
-    columns: dict[str, list[str]] = {}
-    for src, target in section("columns", dict).items():
-        if not isinstance(target, str):
-            bad("bad_mapping", f"columns: {src!r} must map to one canonical column name, not {target!r}")
-            continue
-        canonical(f"columns.{src}", target)
-        columns.setdefault(target, []).append(str(src))
-    values: dict[str, dict[str, str]] = {}
-    for column, pairs in section("values", dict).items():
-        col = canonical("values", column)
-        if not isinstance(pairs, dict):
-            bad("bad_mapping", f"values.{column} must map file values to canonical values")
-            continue
-        for src, target in pairs.items():
-            if target is None or isinstance(target, (dict, list)):
-                bad("bad_mapping", f"values.{column}.{src} must be one value, not {target!r}")
-                continue
-            enum_value(f"values.{column} maps {_scalar(src)!r} to {_scalar(target)!r}", col, _scalar(target))
-        values[column] = {_scalar(k): _scalar(v) for k, v in pairs.items() if v is not None}
-    dates = {}
-    for column, fmt in section("dates", dict).items():
-        canonical("dates", column, ("date", "datetime"))
-        if not isinstance(fmt, str) or "%" not in fmt:
-            bad("bad_mapping", f"dates.{column} must be a strptime format such as \"%d/%m/%Y\", not {fmt!r}")
-            continue
-        dates[column] = fmt
-    currency = doc.get("currency")
-    if currency is not None and not re.fullmatch(r"[A-Za-z]{3}", str(currency)):
-        bad("bad_currency", f"currency {currency!r} is not a 3-letter code", "Use e.g. CNY, USD, EUR.")
-        currency = None
-    defaults = {}
-    for column, value in section("defaults", dict).items():
-        col = canonical("defaults", column)
-        if value is None or isinstance(value, (dict, list)):
-            bad("bad_mapping", f"defaults.{column} must be one value, not {value!r}")
-            continue
-        enum_value(f"defaults.{column} is {_scalar(value)!r}", col, _scalar(value))
-        defaults[column] = _scalar(value)
-    booleans: dict[str, dict[str, bool]] = {}
-    for column, words in section("booleans", dict).items():
-        canonical("booleans", column, ("bool",))
-        lookup = {}
-        for truth, items in (words or {}).items() if isinstance(words, dict) else ():
-            flag = {"true": True, "false": False}.get(str(truth).lower())
-            if flag is None:
-                bad("bad_mapping", f"booleans.{column} keys must be true and false, not {truth!r}")
-                continue
-            for item in items if isinstance(items, list) else [items]:
-                lookup[_scalar(item)] = flag
-        if not isinstance(words, dict):
-            bad("bad_mapping", f"booleans.{column} must look like {{true: [Won], false: [Lost]}}")
-        booleans[column] = lookup
-    percent = []
-    for column in section("percent", list):
-        canonical("percent", str(column), ("float",))
-        percent.append(str(column))
-    split = {}
-    for column, sep in section("split", dict).items():
-        canonical("split", column)
-        if not isinstance(sep, str) or not sep:
-            bad("bad_mapping", f"split.{column} must be a separator such as \";\"")
-            continue
-        split[column] = sep
-    decimal = str(doc.get("decimal") or ".")
-    if decimal not in {".", ","}:
-        bad("bad_mapping", f"decimal must be \".\" or \",\", not {decimal!r}")
-        decimal = "."
-    encoding = doc.get("encoding")
-    if encoding is not None:
-        try:
-            codecs.lookup(str(encoding))
-        except LookupError:
-            bad("bad_mapping", f"encoding {encoding!r} is unknown", "Use e.g. utf-8, gb18030, gbk, cp1252.")
-            encoding = None
-    delimiter = doc.get("delimiter")
-    if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
-        bad("bad_mapping", f"delimiter must be one character such as \";\", not {delimiter!r}")
-        delimiter = None
-    ignore = tuple(str(x) for x in section("ignore", list))
-    if errors:
-        raise MappingError(f"{source}: {len(errors)} problem{'s' if len(errors) != 1 else ''} found\n"
-                           + "\n".join("  - " + e for e in errors))
-    return Mapping(
-        source=source, table=mtable, columns=columns, ignore=ignore, values=values, dates=dates,
-        currency=str(currency).upper() if currency else None, defaults=defaults, booleans=booleans,
-        percent=tuple(percent), split=split, decimal=decimal, encoding=encoding, delimiter=delimiter,
-        sheet=None if doc.get("sheet") is None else str(doc.get("sheet")),
-    )
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+__all__ = [
+    "ImportReport", "Mapping", "import_files", "list_presets", "load_mapping", "load_preset", "recorded_imports",
+]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -484,18 +260,66 @@ class ImportReport:
     created: bool  # the warehouse did not exist and was created
     warnings: tuple[Problem, ...] = ()
     read_as: tuple[str, ...] = ()  # how each file was read: "deals.csv (GB18030, semicolon-delimited)"
+    records_read: int | None = None  # lines mode: records (distinct keys) among the lines read
+    left_out: tuple[tuple[str, int, int | None], ...] = ()  # (column, rows, records) left out when empty
+    by_status: tuple[tuple[str, int], ...] = ()  # rows written per status (tables with a status column)
+    derived: tuple[tuple[str, int, int], ...] = ()  # (table, rows written, rows already in the warehouse)
 
     @property
     def rows_upserted(self) -> int:
         return self.rows_written
 
+    def details(self) -> list[str]:
+        """What the import did besides writing rows: lines grouped, rows left out, statuses, derived rows."""
+        noun = self.table if self.rows_written != 1 else self.table.rstrip("s")
+        out = []
+        if self.records_read is not None:
+            out.append(f"read {self.rows_read:,} lines of {self.records_read:,} {self.table} (lines grouped by "
+                       f"{', '.join(schema.table(self.table).primary_key)})")
+        for column, rows, records in self.left_out:
+            what = "lines" if self.records_read is not None else "rows"
+            extra = f" ({records:,} {self.table})" if records is not None else ""
+            out.append(f"left out {rows:,} {what}{extra} without {column} (counted here, not imported)")
+        if self.by_status:
+            out.append(f"{noun} by status: " + ", ".join(f"{s} {n:,}" for s, n in self.by_status))
+        for name, written, kept in self.derived:
+            out.append(f"derived {written:,} {name} rows from the file" +
+                       (f" ({kept:,} already in the warehouse, kept as they were)" if kept else ""))
+        return out
+
+    def summary(self) -> dict:
+        """The report as plain data (recorded in the warehouse's ``_crmlib_meta`` as ``import <table>``)."""
+        return {
+            "table": self.table, "files": [Path(f).name for f in self.files], "rows_read": self.rows_read,
+            "records_read": self.records_read, "rows_written": self.rows_written,
+            "left_out": [{"column": c, "rows": r, "records": k} for c, r, k in self.left_out],
+            "by_status": dict(self.by_status), "derived": {n: w for n, w, _ in self.derived},
+        }
+
     def __str__(self) -> str:
         head = (f"Imported {self.rows_written} row{'s' if self.rows_written != 1 else ''} into {self.table} "
                 f"({self.rows_inserted} new, {self.rows_updated} replaced) in {self.warehouse}"
                 f"{' (created)' if self.created else ''} from {', '.join(self.read_as or self.files)}.")
-        if self.warnings:
-            head += "\n" + "\n".join("  - " + p.render() for p in self.warnings)
-        return head
+        lines = ["  - " + d for d in self.details()] + ["  - " + p.render() for p in self.warnings]
+        return head + ("\n" + "\n".join(lines) if lines else "")
+
+
+class _Reference(Reference):
+    """The warehouse's keys plus those of the rows derived in this import."""
+
+    def __init__(self, crm=None) -> None:
+        super().__init__(crm)
+        self.added: dict[str, pl.DataFrame] = {}
+
+    def stored(self, table: str, column: str) -> pl.Series:
+        return super().keys(table, column)
+
+    def keys(self, table: str, column: str) -> pl.Series:
+        base = super().keys(table, column)
+        if table in self.added and column in self.added[table].columns:
+            more = self.added[table].get_column(column).drop_nulls().cast(base.dtype)
+            return pl.concat([base, more]).unique()
+        return base
 
 
 def import_files(
@@ -528,12 +352,14 @@ def import_files(
                            f"Use --table {plan.table}, or another mapping.")
     warehouse = Path(into).expanduser() if into is not None else config.default_warehouse()
     _check_target(warehouse)
+    wide = _combined(t, plan.derive)  # the table plus the columns of the tables derived from it
+    extras = derived_columns(table, plan.derive)
 
     # 1. read every file (all read errors at once)
     datas, failures = [], []
     for p in paths:
         try:
-            datas.append(files_mod.load_file(p, encoding=plan.encoding, delimiter=plan.delimiter, sheet=plan.sheet))
+            datas.append(_load(p, plan))
         except ImportDataError as exc:
             failures.append(str(exc))
     if failures:
@@ -541,58 +367,264 @@ def import_files(
             raise ImportDataError(failures[0])
         raise ImportDataError(f"{len(failures)} files cannot be read:\n" + "\n".join("  - " + f for f in failures))
 
-    # 2. map each file, check its columns; then the batch
+    # 2. compute, map each file, check its columns; then the batch (the files' own frames are let go as
+    #    soon as they are mapped: a large export is held once, not three times)
+    files = tuple(str(d.path) for d in datas)
+    names = ", ".join(d.path.name for d in datas)
+    rows_read = sum(d.frame.height for d in datas)
+    read_as = tuple(d.describe() for d in datas)
     problems: list[Problem] = []
-    frames = []
+    mapped, frames = [], []
     present_by_file: dict[str, set[str]] = {}
-    for data in datas:
+    while datas:
+        data = datas.pop(0)
         name = str(data.path)
-        frame, hints = _rename(data.frame, plan, t)
-        frame = frame.with_columns(data.rows.alias(ROW), pl.lit(name, pl.String).alias(FILE))
+        raw = data.frame.with_columns(data.rows.alias(ROW), pl.lit(name, pl.String).alias(FILE))
+        del data
+        raw, found = _computed(raw, plan, table)
+        problems += found
+        frame, hints = _rename(raw.drop(ROW, FILE), plan, wide)
+        frame = frame.with_columns(raw.get_column(ROW), raw.get_column(FILE))
+        del raw
         present_by_file[name] = set(frame.columns)
-        frames.append((name, frame, hints))
-    batch = pl.concat([f for _, f, _ in frames], how="diagonal_relaxed")
-    batch, derived = _transform(batch, plan, t)
+        frames.append((name, list(frame.columns), hints))
+        mapped.append(frame)
+    batch = pl.concat(mapped, how="diagonal_relaxed") if len(mapped) > 1 else mapped[0]
+    del mapped
+    batch, derived = _transform(batch, plan, wide)
+    if table == "case_events" and "event_id" not in batch.columns:
+        derived.add("event_id")  # a plain log: ids are made from case, time and order (import_rules.event_ids)
     filled = set(plan.defaults) | derived | ({m.currency for m in t.money_columns} if plan.currency else set())
     options = Options(
         date_formats=plan.dates, booleans=plan.booleans, derived=frozenset(derived),  # decimals done in _transform
         absent_in={c: frozenset(f for f, cols in present_by_file.items() if c not in cols)
                    for c in t.column_names if c not in filled},
     )
-    for name, frame, hints in frames:
+    for name, columns, hints in frames:
         file_options = Options(column_hints=hints, derived=frozenset(derived))
-        problems += check_columns(list(frame.columns) + sorted(filled - set(frame.columns)), table, name,
-                                  file_options)
+        cols = [c for c in columns if c not in extras]
+        problems += check_columns(cols + sorted(filled - set(columns) - set(extras)), table, name, file_options)
 
-    # 3. validate against the warehouse (read-only), then write
+    # 3. rows left out on purpose (skip_empty), counted
+    lines_mode = plan.lines is not None
+    pk = list(t.primary_key)
+    records_read = batch.select(pk).n_unique() if lines_mode and set(pk) <= set(batch.columns) else None
+    left_out = []
+    for c in plan.skip_empty:
+        empty = (pl.col(c).cast(pl.String).str.strip_chars().fill_null("") == "") if c in batch.columns else pl.lit(True)
+        gone = batch.filter(empty)
+        records = gone.select(pk).n_unique() if records_read is not None and gone.height else (
+            0 if records_read is not None else None)
+        left_out.append((c, gone.height, records))
+        batch = batch.filter(~empty)
+
+    # 4. validate against the warehouse (read-only), derive, then write
     crm = _open_reference(warehouse)
     try:
-        typed, found = check_frame(batch, table, None, Reference(crm), options, columns=False)
-        problems += found
-        names = ", ".join(d.path.name for d in datas)
+        ref = _Reference(crm)
+        derived_frames: dict[str, pl.DataFrame] = {}
+        kept: dict[str, int] = {}
+        if not (lines_mode or plan.derive):
+            typed, found = check_frame(batch, table, None, ref, options, columns=False)
+            problems += _detailed_unknowns(found, batch, plan, wide)
+        else:
+            typed, found = check_frame(batch, table, None, None, options, columns=False)
+            if lines_mode:
+                found = [p for p in found if p.check not in ("duplicate_key", "negative_value", "date_order")]
+            problems += _detailed_unknowns(found, batch, plan, wide)
+            carry = [c for c in extras if c in batch.columns]
+            typed = pl.concat([typed, batch.select(ROW, FILE, *carry)], how="horizontal")
+            if "event_id" in derived and typed.height:
+                typed = typed.with_columns(rules.event_ids(typed))
+            if lines_mode:
+                typed = rules.aggregate_lines(typed, t, plan.lines)
+            typed = rules.negate(typed, plan.negate)
+            source = typed
+            for name in plan.derive:  # children first: cases, then the accounts they name
+                d = _derive(name, source, carry)
+                pkd = schema.table(name).primary_key[0]
+                stored = ref.stored(name, pkd)
+                kept[name] = d.filter(pl.col(pkd).is_in(stored.implode())).height
+                derived_frames[name] = d.filter(~pl.col(pkd).is_in(stored.implode()))
+                source = d
+            for name in reversed(plan.derive):  # parents first
+                dt_name = schema.table(name)
+                hints = {c: (f"The {name} rows derived from the file need {c}: map a column of the file to it "
+                             f"(columns: {{\"Your column\": {c}}}) or give a value for all (defaults: {{{c}: ...}}).")
+                         for c in dt_name.required_columns}
+                frame = derived_frames[name]
+                if frame.height == 0:  # every one already in the warehouse
+                    derived_frames[name] = schema.empty_frame(name)
+                    continue
+                frame = frame.select([c for c in (*dt_name.column_names, ROW, FILE) if c in frame.columns])
+                dtyped, found = check_frame(frame, name, None, ref, Options(column_hints=hints), columns=True)
+                ruled = rules.DERIVED_BY_RULE[name]  # their values come from rows checked above: not twice
+                problems += [replace(p, message=f"(rows derived from the file) {p.message}") for p in found
+                             if p.column not in ruled or p.check in ("missing_column", "orphan_key")]
+                ref.added[name] = dtyped
+                derived_frames[name] = dtyped
+            keep = {"orphan_key", "missing_fx_rate"} | (
+                {"negative_value", "date_order", "out_of_range"} if lines_mode else set())
+            second = typed.select(*t.column_names, ROW, FILE)
+            typed, found = check_frame(second, table, None, ref, Options(derived=frozenset(derived)), columns=False)
+            problems += [p for p in found if p.check in keep]
         warnings = raise_if_errors(problems, f"import of {names} into {table}")
         updated = 0
         if crm is not None:
-            pk = list(t.primary_key)
             existing = crm.table(table).select(pk).collect()
             updated = typed.join(existing, on=pk, how="semi").height
     finally:
         if crm is not None:
             crm.close()
     created = not warehouse.exists()
-    _write(warehouse, table, typed, created)
-    return ImportReport(
+    status = next((c.name for c in t.columns if c.name == "status" and c.enum), None)
+    by_status = () if status is None else tuple(
+        (s or "(empty)", n) for s, n in typed.get_column(status).value_counts(sort=True).iter_rows())
+    report = ImportReport(
         table=table,
-        files=tuple(str(d.path) for d in datas),
-        rows_read=sum(d.frame.height for d in datas),
+        files=files,
+        rows_read=rows_read,
         rows_written=typed.height,
         rows_inserted=typed.height - updated,
         rows_updated=updated,
         warehouse=warehouse,
         created=created,
         warnings=tuple(warnings),
-        read_as=tuple(d.describe() for d in datas),
+        read_as=read_as,
+        records_read=records_read,
+        left_out=tuple(left_out),
+        by_status=by_status,
+        derived=tuple((n, derived_frames[n].height, kept[n]) for n in plan.derive),
     )
+    stamp = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    meta = {f"import {table}": json.dumps({**report.summary(), **stamp})} if (lines_mode or plan.derive or left_out) else {}
+    _write(warehouse, {table: typed, **derived_frames}, created, meta)
+    return report
+
+
+def recorded_imports(source) -> dict[str, dict]:
+    """What the last import into each table did, as recorded in a DuckDB warehouse (``{table: summary}``,
+    see :meth:`ImportReport.summary`; empty for other sources): e.g. the invoice lines an import left out
+    because they had no customer, so that a report can show them."""
+    import duckdb
+
+    from .sources import warehouse as wh
+
+    con, own = None, False
+    reader = getattr(source, "_reader", None)
+    if reader is not None:
+        con = getattr(reader, "con", None) if getattr(source, "kind", "") == "duckdb" else None
+    elif source is not None and Path(source).expanduser().is_file():
+        con, own = duckdb.connect(str(Path(source).expanduser()), read_only=True), True
+    if con is None:
+        return {}
+    try:
+        meta = wh.read_meta(con)
+    finally:
+        if own:
+            con.close()
+    return {k[len("import "):]: json.loads(v) for k, v in meta.items() if k.startswith("import ")}
+
+
+def _load(path: str | Path, plan: Mapping) -> files_mod.FileData:
+    """Read a file; a ``.gz`` file (``orders.csv.gz``) is decompressed into a temporary folder first."""
+    p = Path(path).expanduser()
+    if p.suffix.lower() != ".gz" or not p.is_file():
+        return files_mod.load_file(p, encoding=plan.encoding, delimiter=plan.delimiter, sheet=plan.sheet)
+    with tempfile.TemporaryDirectory(prefix="crmlib-import-") as tmp:
+        inner = Path(tmp) / p.stem
+        try:
+            with gzip.open(p, "rb") as src, open(inner, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        except (OSError, EOFError) as exc:
+            raise ImportDataError(f"[unreadable_file] file {p}: it is not a complete gzip archive ({exc}). "
+                                  "Download or copy it again, or give the decompressed file.") from None
+        try:
+            data = files_mod.load_file(inner, encoding=plan.encoding, delimiter=plan.delimiter, sheet=plan.sheet)
+        except ImportDataError as exc:
+            raise ImportDataError(str(exc).replace(str(inner), str(p))) from None
+    return replace(data, path=p)
+
+
+def _computed(raw: pl.DataFrame, plan: Mapping, table: str) -> tuple[pl.DataFrame, list[Problem]]:
+    """The ``compute`` and ``prefixes`` columns, added to a file's frame under their canonical names."""
+    if not plan.compute and not plan.prefixes:
+        return raw, []
+    have = {_key(c): c for c in reversed(raw.columns)}
+    problems: list[Problem] = []
+    steps: list[pl.Expr] = []
+    name = raw.get_column(FILE)[0] if raw.height else None
+
+    def missing(target: str, col: str, rule: str) -> None:
+        problems.append(Problem(
+            "missing_column", table, f"{target} is {rule} column {col}, which the file does not have"
+            f"{suggest(col, [c for c in raw.columns if not c.startswith('__')])}",
+            f"Rename the file's column or correct {rule.split()[0]} in the {plan.source}.", column=col, file=name))
+
+    for target, expression in plan.compute.items():
+        cols = {c: have.get(_key(c)) for c in expression.columns}
+        absent = [c for c, actual in cols.items() if actual is None]
+        for c in absent:
+            missing(target, c, "computed from")
+        if absent:
+            continue
+        numeric, found = rules.numeric_operands(raw, cols, target, table)
+        problems += found
+        operands = {c: numeric.get_column(actual) for c, actual in cols.items()}
+        steps.append(expression.to_polars(lambda c, operands=operands: pl.lit(operands[c])).alias(target))
+    for target, rule in plan.prefixes.items():
+        actual = have.get(_key(rule.column))
+        if actual is None:
+            missing(target, rule.column, "set by prefixes from")
+            continue
+        text = pl.col(actual).cast(pl.String).str.strip_chars()
+        expr = pl.lit(rule.otherwise, pl.String)
+        for prefix, value in reversed(rule.values):  # the longest prefix is tried first
+            expr = pl.when(text.str.starts_with(prefix)).then(pl.lit(value)).otherwise(expr)
+        steps.append(pl.when(text.is_not_null() & (text != "")).then(expr).alias(target))
+    targets = set(plan.compute) | set(plan.prefixes)
+    clash = [c for c in raw.columns if _key(c) in {_key(x) for x in targets}]
+    return raw.drop(clash).with_columns(steps), problems
+
+
+def _derive(name: str, source: pl.DataFrame, carry: list[str]) -> pl.DataFrame:
+    if name == "cases":
+        return rules.derive_cases(source, carry)
+    time_column = "created_at" if "created_at" in source.columns else None
+    for table_name in rules.DERIVABLE[name]:
+        tc = schema.table(table_name).time_column
+        if tc in source.columns and set(schema.table(table_name).column_names) <= set(source.columns) | set(carry):
+            time_column = tc
+            break
+    if time_column is None:
+        time_column = next(c for c in ("ordered_at", "start_date", "created_at") if c in source.columns)
+    return rules.derive_accounts(source, time_column, carry)
+
+
+def _detailed_unknowns(found: list[Problem], batch: pl.DataFrame, plan: Mapping, wide: schema.Table) -> list[Problem]:
+    """For enum columns the mapping maps values of, one ``unknown_value`` problem listing every value that
+    is neither mapped nor canonical (with its number of rows), instead of a sample of three."""
+    out = []
+    for p in found:
+        c = p.column
+        if p.check != "unknown_value" or c not in plan.values or c not in batch.columns:
+            out.append(p)
+            continue
+        allowed = schema.ENUMS[wide.column(c).enum]
+        bad = batch.filter(pl.col(c).is_not_null() & (pl.col(c).cast(pl.String).str.strip_chars() != "")
+                           & ~pl.col(c).is_in(list(allowed)))
+        by_file = bad.filter(pl.col(FILE) == p.file) if p.file else bad
+        counts = by_file.group_by(c, maintain_order=True).agg(pl.len().alias("n"), pl.col(ROW).first().alias("r"))
+        listed = ", ".join(f"{v!r} ({n} row{'s' if n != 1 else ''}, first row {r})"
+                           for v, n, r in counts.head(20).iter_rows())
+        more = f" and {counts.height - 20} more" if counts.height > 20 else ""
+        out.append(replace(
+            p, sample=(),
+            message=f"{counts.height} value{'s are' if counts.height != 1 else ' is'} neither mapped in the "
+                    f"{plan.source} nor a {wide.column(c).enum} value: {listed}{more}",
+            hint=f"Add them under values: {{{c}: {{...}}}} in the mapping file (allowed: {', '.join(allowed)}).",
+        ))
+    return out
 
 
 def _check_target(warehouse: Path) -> None:
@@ -611,16 +643,25 @@ def _open_reference(warehouse: Path):
     return open_source(f"duckdb://{warehouse}")
 
 
-def _write(warehouse: Path, table: str, typed: pl.DataFrame, created: bool) -> None:
+def _write(warehouse: Path, frames: dict[str, pl.DataFrame], created: bool, meta: dict[str, str]) -> None:
+    """Write ``frames`` (a new warehouse: atomically; an existing one: one transaction), then ``meta``."""
     import duckdb
 
     from .sources import warehouse as wh
 
+    meta = meta or {}
     try:
         if created:
-            wh.write_warehouse(warehouse, {table: typed}, meta={"created_by": "import"})
+            wh.write_warehouse(warehouse, frames, meta={"created_by": "import", **meta})
         else:
-            wh.upsert(warehouse, {table: typed})
+            wh.upsert(warehouse, frames)
+            if meta:
+                con = duckdb.connect(str(warehouse))
+                try:
+                    for key, value in meta.items():
+                        con.execute(f'INSERT OR REPLACE INTO "{wh.META_TABLE}" VALUES (?, ?)', [key, value])
+                finally:
+                    con.close()
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0]
         raise SourceError(

@@ -518,12 +518,13 @@ REALLOCATION_ASSUMPTION = (
 )
 
 
-def reallocation(wasted: pl.DataFrame, share: float = 0.2, model: str = "markov", n_from: int = 2,
+def reallocation(wasted: pl.DataFrame, share: float = 0.2, model: str = "shapley", n_from: int = 2,
                  n_to: int = 2) -> pl.DataFrame:
     """Propose moving ``share`` of the budget of the ``n_from`` lowest-ROAS channels to the ``n_to`` highest.
 
     Input: :func:`wasted_spend` at channel level. ROAS (= revenue / spend) is the marginal return under
-    the stated assumption (``assumption`` column): constant ROAS per channel under ``model``. The freed
+    the stated assumption (``assumption`` column): constant ROAS per channel under ``model`` (default Shapley:
+    first-order Markov over-credits channels touched many times per journey, see docs/attribution.md). The freed
     budget goes to the recipients in proportion to their current spend. Returns ``channel, role (donor /
     recipient / unchanged), spend, proposed_spend, spend_change, roas, revenue, expected_revenue,
     revenue_change, model, assumption``; channels without spend are left out. Total spend is unchanged.

@@ -3,7 +3,9 @@
 An amount converts at the latest ``fx_rates`` rate of its currency on or before the row's day; the base
 currency (:func:`crmlib.config.base_currency`) needs no rate. A row without a rate is an error
 (:class:`~crmlib.errors.CurrencyError` naming the table, currency, dates and rows), never a silent total.
-(The KPI engine applies the same rule inside its queries, :mod:`crmlib.kpis._money`.)
+The rule lives in :func:`dense_rates` (one rate per currency and day, carried forward), which the KPI
+engine (inside its queries, :mod:`crmlib.kpis._money`), the sales module and :func:`to_base_currency`
+all join on.
 """
 
 from __future__ import annotations
@@ -15,7 +17,33 @@ import polars as pl
 from . import config, schema
 from .errors import CurrencyError
 
-__all__ = ["check_rates", "convert", "to_base_currency"]
+__all__ = ["check_rates", "convert", "dense_rates", "to_base_currency"]
+
+RATE_COLUMNS = ("_cur", "_rday", "_rate")
+
+
+def dense_rates(fx: pl.DataFrame, lo: dt.date, hi: dt.date, base: str | None = None) -> pl.DataFrame:
+    """``_cur, _rday, _rate``: one rate per currency and day ``lo..hi``, the latest ``fx_rates`` rate on
+    or before the day (rates carried forward); the base currency is 1 every day. Days before a
+    currency's first rate have no row: a join on (currency, day) leaves such an amount without a rate."""
+    base = (base or config.base_currency()).upper()
+    fx = fx.filter(
+        (pl.col("currency") != base) & pl.col("rate_to_base").is_not_null() & (pl.col("date") <= hi)
+    ).select(pl.col("currency").alias("_cur"), pl.col("date").alias("_rday"),
+             pl.col("rate_to_base").cast(pl.Float64).alias("_rate"), pl.lit(0).alias("_grid"))
+    days = pl.DataFrame({"_rday": pl.date_range(lo, hi, eager=True)})
+    grid = fx.select(pl.col("_cur").unique()).join(days, how="cross").with_columns(
+        pl.lit(None, pl.Float64).alias("_rate"), pl.lit(1).alias("_grid")
+    )
+    dense = (
+        pl.concat([fx, grid.select(fx.columns)])
+        .sort("_cur", "_rday", "_grid")  # a rate of the day comes before the day's grid row
+        .with_columns(pl.col("_rate").forward_fill().over("_cur"))
+        .filter((pl.col("_grid") == 1) & pl.col("_rate").is_not_null())
+        .select(*RATE_COLUMNS)
+    )
+    base_rows = days.select(pl.lit(base).alias("_cur"), "_rday", pl.lit(1.0).alias("_rate"))
+    return pl.concat([dense, base_rows])
 
 
 def to_base_currency(
@@ -31,7 +59,7 @@ def to_base_currency(
 ) -> pl.LazyFrame:
     """Add ``out``: ``amount`` in the base currency at the latest rate on or before the row's ``day``.
 
-    The rates are made dense (one per currency and day up to ``until``, carried forward) in a small
+    The rates are made dense (:func:`dense_rates`, from the first rate up to ``until``) in a small
     frame, so that the conversion is an equi-join. A row in another currency without a rate gets a null
     ``out`` and ``_no_rate = 1``; :func:`check_rates` turns those into a :class:`CurrencyError`.
     """
@@ -42,16 +70,8 @@ def to_base_currency(
     )
     if fx.height:
         lo = fx.get_column("date").min()
-        days = pl.DataFrame({"_rday": pl.date_range(lo, max(until, lo), eager=True)})
-        dense = (
-            fx.select(pl.col("currency").alias("_rcur")).unique().join(days, how="cross")
-            .join(fx.select(pl.col("currency").alias("_rcur"), pl.col("date").alias("_rday"),
-                            pl.col("rate_to_base").cast(pl.Float64).alias("_rate")),
-                  on=["_rcur", "_rday"], how="left")
-            .sort("_rcur", "_rday")
-            .with_columns(pl.col("_rate").forward_fill().over("_rcur"))
-            .filter(pl.col("_rate").is_not_null())
-        )
+        dense = (dense_rates(fx, lo, max(until, lo), base).filter(pl.col("_cur") != base)
+                 .rename({"_cur": "_rcur"}))
     else:
         dense = pl.DataFrame(schema={"_rcur": pl.String, "_rday": pl.Date, "_rate": pl.Float64})
     if dense.height:

@@ -44,7 +44,7 @@ def rows_by_key(path, table: str) -> dict[str, dict]:
 # presets
 # ------------------------------------------------------------------------------------------------
 def test_presets_are_shipped():
-    assert list_presets() == ("hubspot", "salesforce")
+    assert list_presets() == ("hubspot", "online_retail", "salesforce")
 
 
 def test_salesforce_preset(warehouse):
@@ -458,3 +458,131 @@ def test_cli_validate_clean_and_broken(tmp_path, warehouse):
     assert bad.returncode == 1, output
     assert "Traceback" not in output
     assert "[wrong_type]" in output and "column amount" in output and "rows 2" in output
+
+
+# ------------------------------------------------------------------------------------------------
+# invoice lines (compute, lines, prefixes, negate, skip_empty, derive) and .csv.gz, by hand
+# ------------------------------------------------------------------------------------------------
+LINES = """\
+    Invoice,Date,Customer,Quantity,Unit Price,Country
+    5001,2024-03-01 10:01,C9,2,2.50,France
+    5001,2024-03-01 10:00,C9,1,10.00,France
+    5002,2024-03-02 09:00,,4,1.25,United Kingdom
+    C5003,2024-03-03 12:00,C9,-2,2.50,France
+    5004,2024-03-04 15:30,A1,"1,000",0.10,Germany
+    5005,2024-04-01 08:00,C9,3,1.00,Spain
+    """
+LINES_MAPPING = """\
+    table: orders
+    derive: [accounts]
+    columns: {Invoice: order_id, Date: ordered_at, Customer: account_id}
+    compute: {amount: Quantity * `Unit Price`}
+    lines: {sum: [amount]}
+    prefixes:
+      status: {column: Invoice, values: {C: cancelled}, otherwise: completed}
+    negate: {amount: {status: cancelled}}
+    skip_empty: [account_id]
+    ignore: [Quantity, Unit Price]
+    currency: CNY
+    """
+
+
+def test_invoice_lines_by_hand(tmp_path, warehouse):
+    import gzip
+
+    plain = write(tmp_path / "lines.csv", LINES)
+    packed = tmp_path / "lines.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    mapping = write(tmp_path / "lines.yaml", LINES_MAPPING)
+    report = import_files(packed, "orders", mapping=mapping, into=warehouse)
+    # 6 lines, 5 invoices; 5002 has no customer: 1 line, 1 invoice left out; 4 orders, 1 cancelled
+    assert (report.rows_read, report.records_read, report.rows_written) == (6, 5, 4)
+    assert report.left_out == (("account_id", 1, 1),)
+    assert dict(report.by_status) == {"completed": 3, "cancelled": 1}
+    assert report.derived == (("accounts", 1, 1),)  # C9 is new; A1 is already in the warehouse
+    text = str(report)
+    assert "lines.csv.gz" in text and "read 6 lines of 5 orders" in text
+    assert "left out 1 lines (1 orders) without account_id" in text
+    got = rows_by_key(warehouse, "orders")
+    # 5001: 2 x 2.50 + 1 x 10.00 = 15.00 at the earlier line's 10:00; C5003: -2 x 2.50 stored as 5.00;
+    # 5004: "1,000" x 0.10 = 100.00 (thousands separator)
+    assert got["5001"]["amount"] == pytest.approx(15.0) and got["5001"]["ordered_at"] == dt.datetime(2024, 3, 1, 10)
+    assert (got["C5003"]["amount"], got["C5003"]["status"]) == (pytest.approx(5.0), "cancelled")
+    assert got["5004"]["amount"] == pytest.approx(100.0) and got["5004"]["status"] == "completed"
+    assert "5002" not in got and got["5005"]["currency"] == "CNY"
+    accounts = rows_by_key(warehouse, "accounts")
+    # C9: first invoice 2024-03-01 10:00, country of its latest invoice (5005, Spain); A1 kept as it was
+    assert (accounts["C9"]["name"], accounts["C9"]["country"], accounts["C9"]["created_at"]) == (
+        "C9", "Spain", dt.datetime(2024, 3, 1, 10))
+    assert (accounts["A1"]["name"], accounts["A1"]["country"]) == ("Acme", "CN")
+    from crmlib.importer import recorded_imports
+
+    assert recorded_imports(warehouse)["orders"]["left_out"] == [{"column": "account_id", "rows": 1, "records": 1}]
+
+
+def test_a_broken_gzip_file_is_named(tmp_path, warehouse):
+    import gzip
+
+    broken = tmp_path / "lines.csv.gz"
+    broken.write_bytes(gzip.compress(LINES.encode())[:40])
+    before = sha256(warehouse)
+    with pytest.raises(errors.ImportDataError, match=r"\[unreadable_file\] file .*lines\.csv\.gz: it is not a complete"):
+        import_files(broken, "orders", mapping=write(tmp_path / "m.yaml", LINES_MAPPING), into=warehouse)
+    assert sha256(warehouse) == before
+
+
+@pytest.mark.parametrize("text, row, want", [
+    ("Quantity * `Unit Price`", {"Quantity": "3", "Unit Price": "2.5"}, 7.5),
+    ("a + b * c", {"a": "1", "b": "2", "c": "3"}, 7.0),
+    ("(a + b) * c", {"a": "1", "b": "2", "c": "3"}, 9.0),
+    ("a - b - c", {"a": "10", "b": "2", "c": "3"}, 5.0),
+    ("a / b / 2", {"a": "12", "b": "3"}, 2.0),
+    ("abs(a * -b) + 0.5", {"a": "2", "b": "3"}, 6.5),
+    ("-a * 2", {"a": "4"}, -8.0),
+])
+def test_compute_expressions(text, row, want):
+    from crmlib.import_rules import parse_expression
+
+    expression = parse_expression(text)
+    frame = pl.DataFrame({k: [v] for k, v in row.items()})
+    got = frame.select(expression.to_polars(lambda c: pl.col(c).cast(pl.Float64))).item()
+    assert got == pytest.approx(want)
+    assert set(expression.columns) == set(row)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("Quantity x Price", "unexpected 'x' \\(an operator"),
+    ("(a + b", "ends too early"),
+    ("a +", "ends too early"),
+    ("Unit Price * 2", "unexpected 'Price' .*in backticks"),
+    ("a % b", "cannot read '% b'"),
+    ("", "empty"),
+])
+def test_compute_expression_errors(text, fragment):
+    from crmlib.import_rules import parse_expression
+
+    with pytest.raises(ValueError, match=fragment):
+        parse_expression(text)
+
+
+def test_new_mapping_keys_are_checked(tmp_path):
+    bad = write(tmp_path / "m.yaml", """\
+        table: orders
+        compute: {amount: Quantity * Price, currency: a * b}
+        lines: {sum: [account_id], first: [x]}
+        prefixes:
+          status: {column: InvoiceNo, values: {C: canceled}}
+        negate: {amount: {status: void}}
+        skip_empty: [acount_id]
+        derive: cases
+        """)
+    with pytest.raises(errors.MappingError) as e:
+        load_mapping(bad)
+    text = str(e.value)
+    for fragment in ("compute: currency is a str column, not int or float",
+                     "lines must look like {sum: [amount]}",
+                     "prefixes.status maps 'C' to 'canceled', which is not a order_status value",
+                     "negate.amount names 'void', which is not a order_status value",
+                     "skip_empty: 'acount_id' is not a column of orders",
+                     "derive: cases cannot be derived from orders"):
+        assert fragment in text, fragment

@@ -17,6 +17,7 @@ Spend: C1 paid_search 01-01 1000 CNY and 02-01 500 USD; C2 display 01-15 2000 CN
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime
 from pathlib import Path
 
@@ -321,7 +322,7 @@ def test_reallocation_by_hand(tiny):
     # ROAS markov: paid_search 9000/4500 = 2, display 1000/2000 = 0.5, events 0/800 = 0
     # lowest (n_from=1): events gives 50 % of 800 = 400; highest two (n_to=2): paid_search and display, in
     # proportion to spend 4500 : 2000 => +276.92..., +123.07...; revenue change = change x ROAS.
-    r = {x["channel"]: x for x in M.reallocation(w, share=0.5, n_from=1, n_to=2).iter_rows(named=True)}
+    r = {x["channel"]: x for x in M.reallocation(w, share=0.5, n_from=1, n_to=2, model="markov").iter_rows(named=True)}
     assert r["events"]["role"] == "donor" and r["events"]["proposed_spend"] == pytest.approx(400.0)
     assert r["paid_search"]["spend_change"] == pytest.approx(400 * 4500 / 6500)
     assert r["display"]["spend_change"] == pytest.approx(400 * 2000 / 6500)
@@ -351,50 +352,105 @@ def test_demo_small_runs_end_to_end(demo_warehouse):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Planted truth (demo scale 1, seed 42): effective channels earn more per unit of spend than useless ones
+# Planted truth (demo scale 1, two seeds): effective channels earn more per unit of spend than useless ones
 # ---------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def demo_roas(tmp_path_factory):
+# The planted truth is read from TRUTH["channels"] (crmlib/sources/demo/marketing.py, CHANNEL_MODEL), never
+# from numbers written here. Why first-order Markov fails the acceptance point on this data, and why neither
+# the simulator nor the default model was changed to make it pass: docs/attribution.md.
+TRUTH_SEEDS = tuple(int(s) for s in os.environ.get("CRMLIB_DEMO_TEST_SEEDS", "42,7").split(","))
+MARKOV_ORDERS = (1, 2, 3, "path")  # "path": the whole-path limit of the order (crmlib.models.markov)
+
+
+@pytest.fixture(scope="module", params=TRUTH_SEEDS, ids=lambda s: f"seed{s}")
+def demo_roas(request, tmp_path_factory):
+    """Attributed revenue, spend and ROAS per model and channel of the whole demo (scale 1), and TRUTH.
+
+    Models: last_touch, markov (order 1) and shapley through :func:`crmlib.marketing.attribution`, and
+    ``markov_order<k>`` for the higher orders (``markov_orderpath``: the whole path) on the same journeys."""
+    from crmlib.models.attribution import attribute
     from crmlib.sources import demo
 
-    path = tmp_path_factory.mktemp("demo1") / "crm.duckdb"
-    demo.write_demo(path, scale=1, seed=42, progress=False)
+    path = tmp_path_factory.mktemp(f"demo1_{request.param}") / "crm.duckdb"
+    demo.write_demo(path, scale=1, seed=request.param, progress=False)
     crm = crmlib.open(path)
-    att = M.attribution(crm, models=["last_touch", "markov", "shapley"])
+    att = M.attribution(crm, models=["last_touch", "markov", "shapley"]).select("model", "channel", "value")
+    paths = M.journeys(crm)
+    higher = [attribute(paths, "markov", order=k, by_campaign=False).select(
+        pl.lit(f"markov_order{k}").alias("model"), "channel", "value") for k in MARKOV_ORDERS if k != 1]
     spend = M._spend(crm, None, None).group_by("channel").agg(pl.col("amount_base").sum().alias("spend"))
-    roas = (att.group_by("model", "channel").agg(pl.col("value").sum())
-            .join(spend, on="channel").with_columns((pl.col("value") / pl.col("spend")).alias("roas")))
+    roas = (pl.concat([att, *higher]).group_by("model", "channel").agg(pl.col("value").sum())
+            .join(spend, on="channel", how="left").with_columns((pl.col("value") / pl.col("spend")).alias("roas")))
     crm.close()
     return roas, demo.TRUTH["channels"]
 
 
+def _by_channel(demo_roas, model: str, column: str = "roas") -> dict[str, float]:
+    roas, _ = demo_roas
+    return dict(roas.filter(pl.col("model") == model).select("channel", column).iter_rows())
+
+
 def _truth_gap(demo_roas, model: str) -> tuple[dict, dict]:
-    roas, truth = demo_roas
-    r = dict(roas.filter(pl.col("model") == model).select("channel", "roas").iter_rows())
+    _, truth = demo_roas
+    r = _by_channel(demo_roas, model)
     # referral has no spend (no campaign), so no ROAS: the effective channels with spend are compared
-    effective = {c: r[c] for c in truth["effective"] if c in r}
+    effective = {c: r[c] for c in truth["effective"] if r.get(c) is not None}
     useless = {c: r[c] for c in truth["no_effect"]}
     assert set(effective) == {"events", "webinar", "partner", "paid_search"}
     return effective, useless
 
 
 def test_planted_truth_shapley(demo_roas):
+    # The acceptance point of issue 9, under Shapley: every effective channel beats every useless one.
     effective, useless = _truth_gap(demo_roas, "shapley")
     assert min(effective.values()) > max(useless.values()), (effective, useless)
 
 
-# Not tested (issue 9 stays open on it): the acceptance point "effective channels beat useless ones per unit
-# of spend under Markov" does not hold on the demo. First-order removal effects credit reach: events
-# (10 % exposure, log-odds +1.3) gets ROAS ~0.9 vs display ~1.4 (55 % exposure, no effect). The exact
-# solution matches ChannelAttribution's simulation, so the model is right and the planted data or the
-# model choice (higher order, presence states) must change; see docs/NOTES.md.
+# Not tested because it does not hold (issue 9 reports it): the same acceptance point under first-order
+# Markov. events (log-odds +1.3, 10 % exposure, ~1.3 touches) gets ROAS ~0.8-0.9 and paid_search falls below
+# social_paid on seed 7, while display and social_paid (no effect, ~6 and ~5 touches per exposed journey)
+# get ~1.4-1.5. The tests below pin down what Markov does recover, and why it misses the rest.
 
 
-def test_planted_truth_markov_ranks_most_effective_channels_above_useless(demo_roas):
-    # What Markov does recover: webinar, partner and paid_search beat both useless channels.
+def test_planted_truth_markov_ranks_cheap_high_lift_channels_above_useless(demo_roas):
+    # What first-order Markov recovers on every seed: webinar and partner (small reach, large lift, small
+    # budgets) beat both useless channels. (events and paid_search do not: see the comment above.)
     effective, useless = _truth_gap(demo_roas, "markov")
-    for c in ("webinar", "partner", "paid_search"):
+    for c in ("webinar", "partner"):
         assert effective[c] > max(useless.values()), (c, effective, useless)
+
+
+def test_markov_first_order_credits_touch_frequency(demo_roas):
+    # The mechanism: a first-order chain forgets which journeys a channel was in, so a channel touched many
+    # times per journey gets more removal effect than its presence on converting journeys earns (the toy in
+    # tests/models/test_attribution.py shows it by hand). Shapley credits presence only. The planted useless
+    # channels are the ones touched most often per exposed journey, so Markov / Shapley credit is highest
+    # for them - above every planted effective channel.
+    _, truth = demo_roas
+    per_journey = truth["touches_per_exposed_journey"]
+    useless, effective = truth["no_effect"], truth["effective"]
+    assert min(per_journey[c] for c in useless) > max(per_journey[c] for c in effective)
+    markov_v, shapley_v = _by_channel(demo_roas, "markov", "value"), _by_channel(demo_roas, "shapley", "value")
+    ratio = {c: markov_v[c] / shapley_v[c] for c in [*useless, *effective]}
+    assert min(ratio[c] for c in useless) > 1, ratio  # over-credited relative to presence
+    assert min(ratio[c] for c in useless) > max(ratio[c] for c in effective), ratio
+
+
+def test_markov_higher_order_moves_toward_the_planted_truth(demo_roas):
+    # A chain that remembers more of the path credits less frequency and more presence (its limit, the
+    # whole-path removal effect, is tested by hand in tests/models/test_attribution.py): the gap between
+    # the worst effective channel and the best useless one narrows at every order.
+    gaps = []
+    for k in MARKOV_ORDERS:
+        effective, useless = _truth_gap(demo_roas, "markov" if k == 1 else f"markov_order{k}")
+        gaps.append(min(effective.values()) - max(useless.values()))
+    assert all(a < b for a, b in zip(gaps, gaps[1:], strict=False)), gaps
+
+
+def test_planted_truth_markov_whole_path(demo_roas):
+    # The acceptance point holds under the Markov chain that remembers the whole path (order="path"), which
+    # credits presence on converting journeys, not touch frequency (docs/attribution.md: not at orders 1-4).
+    effective, useless = _truth_gap(demo_roas, "markov_orderpath")
+    assert min(effective.values()) > max(useless.values()), (effective, useless)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ def test_readme_mapping_example_loads(tmp_path):
 
 
 def test_readme_commands_exist():
-    commands = set(re.findall(r"\.venv/bin/crmlib ((?:data|kpis|report) \w+)", README))
+    commands = set(re.findall(r"\.venv/bin/crmlib ((?:data|kpis|report|alerts) \w+)", README))
     assert {"data demo", "data info", "data validate", "data import", "data export", "kpis list"} <= commands
     for cmd in sorted(commands):
         r = subprocess.run([sys.executable, "-m", "crmlib", *cmd.split(), "--help"], capture_output=True, text=True)

@@ -513,7 +513,7 @@ def test_a_wrong_sla_file_lists_every_problem():
 # --------------------------------------------------------------------------------------------
 def _mapped_log(tmp_path: Path) -> Path:
     """The log mapped to case_events by the mapping file, through the importer's own mapping steps, into
-    a folder source (crmlib data import refuses events while the warehouse has no cases: see below)."""
+    a folder source (the CLI import into a fresh warehouse: tests/test_import_eventlog.py)."""
     from crmlib import importer
     from crmlib.sources import files
     from crmlib.validate import Options, check_frame
@@ -548,9 +548,8 @@ def test_metrics_from_a_plain_event_log(tmp_path):
         assert f["1001"]["sla"] == "met" and f["1002"]["sla"] == "met"
 
 
-# Not tested yet (issue 5 stays open on it): `crmlib data import --table case_events` of a plain helpdesk
-# log into a warehouse without cases is refused (orphan case_id). The metrics themselves compute from such a
-# log (the test above runs it through the importer's mapping into a folder source); see docs/NOTES.md.
+# The CLI import of such a log into a fresh warehouse (`derive: [cases, accounts]` in the mapping file) is
+# tested in tests/test_import_eventlog.py, hand-computed metrics included.
 
 
 # --------------------------------------------------------------------------------------------

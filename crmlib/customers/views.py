@@ -101,7 +101,9 @@ def segment_customers(crm, point: dict | str, as_of: str = "", segment: str = ""
     ``point``: a segment of :data:`crmlib.customers.SEGMENTS`, or a clicked tile (``{"index": i}``: the
     i-th segment with customers, in :data:`SEGMENTS` order, as the treemap draws them)."""
     scores = rfm(data(crm, as_of, segment)).with_columns(pl.col("segment").cast(pl.String))
-    if isinstance(point, dict):
+    if isinstance(point, dict) and point.get("customdata") in SEGMENTS:
+        name = point["customdata"]  # the tile's segment (plot_rfm_segments)
+    elif isinstance(point, dict):
         present = [s for s in SEGMENTS if s in set(scores.get_column("segment").to_list())]
         i = point.get("index")
         if not isinstance(i, int) or not 0 <= i < len(present):

@@ -1,17 +1,16 @@
 """Money in the KPI engine: every amount is converted to the base currency before it is aggregated.
 
 The rate of a row is the latest ``fx_rates`` rate of its currency on or before the row's date (the
-date of its time column; for snapshots the as-of day of the period). The rates are first made dense
-(:func:`dense_rates`: one row per currency and day of the windows, rates carried forward), a small
-polars frame handed to the backend, so that the conversion is an equi-join on (currency, day) in any
-backend. The base currency needs no rate. An amount without a rate is never summed: the queries count
+date of its time column; for snapshots the as-of day of the period): the one rule of
+:mod:`crmlib.money`. The rates are first made dense (:func:`crmlib.money.dense_rates`: one row per
+currency and day of the windows, rates carried forward), a small polars frame handed to the backend,
+so that the conversion is an equi-join on (currency, day) in any backend. The base currency needs no rate. An amount without a rate is never summed: the queries count
 such rows, and :func:`check_currencies` raises a :class:`~crmlib.errors.CurrencyError` naming the
 table, currency, dates and number of rows.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping, Sequence
 
 import narwhals as nw
@@ -19,32 +18,9 @@ import polars as pl
 
 from .. import config
 from ..errors import CurrencyError
+from ..money import RATE_COLUMNS, dense_rates  # noqa: F401 - the engine's rates are crmlib.money's
 from ._exprs import all_of, filter_expr
 from .spec import Measure
-
-RATE_COLUMNS = ("_cur", "_rday", "_rate")
-
-
-def dense_rates(fx: pl.DataFrame, lo: dt.date, hi: dt.date, base: str) -> pl.DataFrame:
-    """One rate per currency and day lo..hi: the latest ``fx_rates`` rate on or before the day (rates
-    carried forward); the base currency is 1. Days before a currency's first rate have no row."""
-    fx = fx.filter(
-        (pl.col("currency") != base) & pl.col("rate_to_base").is_not_null() & (pl.col("date") <= hi)
-    ).select(pl.col("currency").alias("_cur"), pl.col("date").alias("_rday"),
-             pl.col("rate_to_base").cast(pl.Float64).alias("_rate"), pl.lit(0).alias("_grid"))
-    days = pl.DataFrame({"_rday": pl.date_range(lo, hi, eager=True)})
-    grid = fx.select(pl.col("_cur").unique()).join(days, how="cross").with_columns(
-        pl.lit(None, pl.Float64).alias("_rate"), pl.lit(1).alias("_grid")
-    )
-    dense = (
-        pl.concat([fx, grid.select(fx.columns)])
-        .sort("_cur", "_rday", "_grid")  # a rate of the day comes before the day's grid row
-        .with_columns(pl.col("_rate").forward_fill().over("_cur"))
-        .filter((pl.col("_grid") == 1) & pl.col("_rate").is_not_null())
-        .select(*RATE_COLUMNS)
-    )
-    base_rows = days.select(pl.lit(base).alias("_cur"), "_rday", pl.lit(1.0).alias("_rate"))
-    return pl.concat([dense, base_rows])
 
 
 def with_rates(ctx, lf: nw.LazyFrame, measures: Sequence[Measure], day: str) -> tuple[nw.LazyFrame, dict]:

@@ -20,12 +20,15 @@ Money is converted per row (:mod:`crmlib.kpis._money`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import narwhals as nw
 import polars as pl
 
+from . import _sql
 from ._exprs import all_of, as_date, as_datetime, dcol, dtype_of, filter_expr, in_days, values_expr
 from ._money import diagnose, with_rates
 from ._periods import calendar, overlapping
@@ -182,9 +185,13 @@ def flow_query(
     lo, hi = min(b[1] for b in bounds), max(b[2] for b in bounds)
     cols = list(dict.fromkeys(c for m in measures for c in m.columns))
     where = in_days(table, time, lo, hi)
-    conds = [all_of(filter_expr(f) for f in m.filters) for m in measures]
-    if all(c is not None for c in conds):  # rows no measure counts are dropped early
-        where = where & nw.any_horizontal(*[c.fill_null(False) for c in conds], ignore_nulls=True)
+    # rows no measure counts are dropped early (each distinct set of filters once)
+    distinct = {tuple(map(repr, m.filters)): m.filters for m in measures}
+    conds = [all_of(filter_expr(f) for f in fs) for fs in distinct.values()]
+    if all(c is not None for c in conds):
+        where = where & functools.reduce(operator.or_, conds)  # null: not counted
+    if ctx.bk.sql:
+        return _sql.flow(ctx, table, time, measures, bounds, cols, where)
     lf = source(ctx, table, cols, where, [as_date(table, time).alias("_day")])
     lf, rate_cols = with_rates(ctx, lf, measures, "_day")
     parts = [measure_parts(m, i, rate_cols.get(m.currency_column)) for i, m in enumerate(measures)]
@@ -216,6 +223,8 @@ def snapshot_query(
         stop = all_of(filter_expr(f) for f in snap.end_if) if snap.end_if else ~nw.col(snap.end).is_null()
         where = where & ~(stop & (end < nw.lit(first, nw.Date()))).fill_null(False)
         alive = alive & ~(stop & (end <= nw.col("_E"))).fill_null(False)
+    if ctx.bk.sql:
+        return _sql.snapshot(ctx, table, snap, measures, ends, cols, where, alive)
     lf = source(ctx, table, cols, where)
     frame = pl.DataFrame({"wid": [w for w, _ in ends], "_E": [e for _, e in ends]},
                          schema={"wid": pl.Int64, "_E": pl.Date})
@@ -235,6 +244,15 @@ def conversion_query(
     lo, hi = min(b[1] for b in bounds), max(b[2] for b in bounds)
     cond = all_of([in_days(base.table, base.time, lo, hi), ~nw.col(entity).is_null(),
                    *(filter_expr(f) for f in base.filters)])
+    ccond = all_of([
+        in_days(converted.table, converted.time, lo, hi + dt.timedelta(days=window_days)),
+        ~nw.col(entity).is_null(),
+        *(filter_expr(f) for f in converted.filters),
+    ])
+    gap = (nw.col("_tc") - nw.col("_tb")).dt.total_microseconds()
+    ok = ((gap >= 0) & (gap <= window_days * DAY_US)).fill_null(False).cast(nw.Int64())
+    if ctx.bk.sql:
+        return _sql.conversion(ctx, base, converted, entity, bounds, cond, ccond, ok)
     extra = [as_date(base.table, base.time).alias("_day"), as_datetime(base.table, base.time).alias("_tb"),
              nw.col(entity).alias("_ent")]
     rows = (
@@ -242,19 +260,12 @@ def conversion_query(
         .join(ctx.bk.frame(calendar(bounds)), on="_day")
         .select("wid", *ctx.keys, "_ent", "_tb")
     )
-    ccond = all_of([
-        in_days(converted.table, converted.time, lo, hi + dt.timedelta(days=window_days)),
-        ~nw.col(entity).is_null(),
-        *(filter_expr(f) for f in converted.filters),
-    ])
     conv = (
         ctx.bk.table(converted.table)
         .select(*dict.fromkeys([entity, *converted.columns]))
         .filter(ccond)
         .select(nw.col(entity).alias("_ent"), as_datetime(converted.table, converted.time).alias("_tc"))
     )
-    gap = (nw.col("_tc") - nw.col("_tb")).dt.total_microseconds()
-    ok = ((gap >= 0) & (gap <= window_days * DAY_US)).fill_null(False).cast(nw.Int64())
     per_entity = (
         rows.join(conv, on="_ent", how="left")
         .with_columns(ok.alias("_ok"))
@@ -268,18 +279,30 @@ def conversion_query(
 
 def domain_query(ctx: Ctx, table: str) -> nw.LazyFrame:
     """The combinations of the grouping dimensions' values in ``table`` (all time, after filters)."""
-    return source(ctx, table, [], distinct=True).select(*ctx.keys).unique()
+    if ctx.bk.sql:
+        return _sql.domain(ctx, table)
+    # a grouping, not unique(): on DuckDB relations unique() is a window function
+    return source(ctx, table, [], distinct=True).group_by(*ctx.keys).agg(nw.len().alias("_n")).select(*ctx.keys)
 
 
-def stats_query(ctx: Ctx, table: str, items: Sequence[tuple[str, tuple[Filter, ...]]]) -> nw.LazyFrame:
+def stats_query(ctx: Ctx, table: str, items: Sequence[tuple[str, tuple[Filter, ...]]],
+                first: bool = True) -> nw.LazyFrame:
     """``lo, hi``: the first and last date of ``table``'s events: each given time column where its
     filters hold (a planned date, e.g. the expected close of an open deal, is no event: measures count
-    closed deals by close date)."""
-    firsts, lasts = [], []
+    closed deals by close date). ``first=False``: only ``hi`` (``lo`` null), when the period is given."""
+    conds: dict[str, list] = {}  # time column -> the filters of its items (None: no filter)
     for col, filters in items:
-        d = as_date(table, col)
-        cond = all_of(filter_expr(f) for f in filters)
-        v = d if cond is None else nw.when(cond).then(d)
-        firsts.append(v.min())
-        lasts.append(v.max())
-    return ctx.bk.table(table).select(nw.min_horizontal(*firsts).alias("lo"), nw.max_horizontal(*lasts).alias("hi"))
+        conds.setdefault(col, []).append(all_of(filter_expr(f) for f in filters))
+    firsts, lasts = [], []
+    for col, cs in conds.items():
+        cond = None if any(c is None for c in cs) else functools.reduce(operator.or_, cs)  # null: no event
+        v = nw.col(col) if cond is None else nw.when(cond).then(nw.col(col))
+        # the date of the first / last value (cheaper than the first / last of every row's date)
+        to_date = dtype_of(table, col) == "datetime"
+        firsts.append(v.min().cast(nw.Date()) if to_date else v.min())
+        lasts.append(v.max().cast(nw.Date()) if to_date else v.max())
+    lo = nw.min_horizontal(*firsts) if first else nw.lit(None, nw.Date())
+    hi = nw.max_horizontal(*lasts)
+    if ctx.bk.sql:
+        return _sql.stats(ctx, table, lo, hi)
+    return ctx.bk.table(table).select(lo.alias("lo"), hi.alias("hi"))

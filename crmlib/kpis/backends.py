@@ -7,9 +7,17 @@ several lazy results at once into polars DataFrames.
 * ``"polars"``: the source's polars ``LazyFrame`` s, each read once per evaluation (``cache()``) and
   collected together with :func:`polars.collect_all` (a DuckDB file's tables scan through a cursor of
   their own: :func:`crmlib.sources.readers.duckdb_scan`).
-* ``"duckdb"``: the same narwhals code over DuckDB relations. A DuckDB file is queried in place through
-  a cursor of the reader's (read-only) connection; any other source has the tables it needs (only the
-  tables it reads) loaded into an in-memory ``duckdb.connect()``.
+* ``"duckdb"``: the same queries run by DuckDB. A DuckDB file is queried in place through a cursor of
+  the reader's (read-only) connection; any other source has the tables it needs (only the tables it
+  reads) loaded into an in-memory ``duckdb.connect()``. The queries are SQL text whose expressions are
+  the engine's narwhals expressions compiled by narwhals (:mod:`crmlib.kpis._sql`), sent two to a
+  statement; where this narwhals version cannot compile them, narwhals runs the same queries over
+  DuckDB relations, one statement each.
+* ``"auto"`` (the default): ``"duckdb"`` when the source is a DuckDB file (the data never leaves
+  DuckDB: less CPU time and memory than reading it into polars, see bench/RESULTS.md, "KPI engine"),
+  else ``"polars"``.
+
+Both give the same results (tests/kpis check it on hand-made and random data).
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import polars as pl
 from .. import schema
 from ..errors import ConfigError, suggest
 
-BACKENDS = ("polars", "duckdb")
+BACKENDS = ("auto", "polars", "duckdb")
 
 
 def _nw_dtype(dtype: str):
@@ -38,6 +46,7 @@ def _nw_dtype(dtype: str):
 
 class Backend:
     name = ""
+    sql = False  # queries are SQL text (crmlib.kpis._sql), not narwhals frames
 
     def __init__(self, crm) -> None:
         self.crm = crm
@@ -47,6 +56,16 @@ class Backend:
 
     def frame(self, df: pl.DataFrame) -> nw.LazyFrame:
         raise NotImplementedError
+
+    def small(self) -> Backend:
+        """The backend for the first, small queries of an evaluation (first and last dates, exchange
+        rates, targets): this one, except where another reads them with less work."""
+        return self
+
+    def read(self, name: str, columns: Sequence[str], where: nw.Expr | None = None):
+        """Some columns of a (small) table, filtered: exchange rates, targets."""
+        lf = self.table(name).select(*columns)
+        return lf.filter(where) if where is not None else lf
 
     def collect_all(self, frames: Sequence[nw.LazyFrame]) -> list[pl.DataFrame]:
         raise NotImplementedError
@@ -67,10 +86,22 @@ class PolarsBackend(Backend):
     def __init__(self, crm) -> None:
         super().__init__(crm)
         self._tables: dict[str, nw.LazyFrame] = {}
+        self._small: Backend | None = None
+
+    def small(self) -> Backend:
+        """For a DuckDB file, DuckDB: the first and last dates of a table are an aggregate DuckDB computes
+        in place, instead of sending the table's date columns to polars (a second read of every fact
+        table; 19 KPIs at scale 10: 37 -> 25 ms)."""
+        if self._small is None:
+            in_place = self.crm.kind == "duckdb" and getattr(getattr(self.crm, "_reader", None), "con", None)
+            self._small = DuckDBBackend(self.crm) if in_place else self
+        return self._small
 
     def table(self, name: str, columns: Sequence[str] | None = None) -> nw.LazyFrame:
         if name not in self._tables:
             # one scan per table and collect_all, however many queries read it
+            # (reading a DuckDB file once is cheaper than letting each query push its own date range
+            # down: measured, 19 KPIs at scale 10)
             self._tables[name] = nw.from_native(self.crm.table(name).cache())
         lf = self._tables[name]
         return lf.select(*columns) if columns is not None else lf
@@ -85,6 +116,9 @@ class PolarsBackend(Backend):
 
     def close(self) -> None:
         self._tables.clear()
+        if self._small is not None and self._small is not self:
+            self._small.close()
+        self._small = None
 
 
 class DuckDBBackend(Backend):
@@ -102,6 +136,13 @@ class DuckDBBackend(Backend):
 
             self.con = duckdb.connect()
         self._tables: dict[str, nw.LazyFrame] = {}
+        self._sql_tables: dict[str, str] = {}
+        self._keep: list = []  # relations whose registered data the SQL text reads
+        self.shared: dict[str, dict] = {}  # CTEs that the queries of a statement share (crmlib.kpis._sql)
+        from . import _sql
+
+        self.compiler = _sql.Compiler(self.con)
+        self.sql = self.compiler.works()
 
     def table(self, name: str, columns: Sequence[str] | None = None) -> nw.LazyFrame:
         if name not in self._tables:
@@ -126,20 +167,64 @@ class DuckDBBackend(Backend):
             lf = self.frame(self.crm.table(name).collect())
         return lf
 
+    def table_sql(self, name: str) -> str:
+        """The canonical table ``name`` as SQL: its name, or a query giving it canonical types and columns."""
+        if name not in self._sql_tables:
+            from ._sql import frame_sql, q
+
+            t = schema.table(name)
+            if self.in_place and name in self.crm.available_tables:
+                have = nw.from_native(self.con.table(name)).collect_schema()
+                c = self.compiler
+                casts = [f"{c.expr(nw.col(col.name).cast(_nw_dtype(col.dtype)))} AS {q(col.name)}"
+                         for col in t.columns if col.name in have and have[col.name] != _nw_dtype(col.dtype)]
+                missing = [f"{c.expr(nw.lit(None, _nw_dtype(col.dtype)))} AS {q(col.name)}"
+                           for col in t.columns if col.name not in have]
+                text = q(name)
+                if casts or missing:
+                    star = f"* REPLACE ({', '.join(casts)})" if casts else "*"
+                    text = f"(SELECT {', '.join([star, *missing])} FROM {q(name)})"
+            else:
+                text, rel = frame_sql(self.frame(self.crm.table(name).collect()))
+                self._keep.append(rel)
+            self._sql_tables[name] = text
+        return self._sql_tables[name]
+
+    def read(self, name: str, columns: Sequence[str], where: nw.Expr | None = None):
+        if not self.sql:
+            return super().read(name, columns, where)
+        from ._sql import read
+
+        return read(self, name, columns, where)
+
     def frame(self, df: pl.DataFrame) -> nw.LazyFrame:
         return nw.from_native(self.con.from_arrow(df.to_arrow()))
 
-    def collect_all(self, frames: Sequence[nw.LazyFrame]) -> list[pl.DataFrame]:
-        return [f.to_native().pl() for f in frames]
+    def collect_all(self, frames: Sequence) -> list[pl.DataFrame]:
+        from ._sql import Sql, collect_all, frame_sql
+
+        if not self.sql:
+            return [f.to_native().pl() for f in frames]
+        queries = []
+        for f in frames:
+            if not isinstance(f, Sql):
+                text, rel = frame_sql(f)
+                f = Sql(f"SELECT * FROM {text}", tuple(f.columns), (rel,))
+            queries.append(f)
+        return collect_all(self, queries, self.shared)
 
     def close(self) -> None:
         self._tables.clear()
+        self._sql_tables.clear()
+        self._keep.clear()
         self.con.close()
 
 
 
 
 def backend_for(crm, name: str) -> Backend:
+    if name == "auto":
+        name = "duckdb" if crm.kind == "duckdb" and getattr(getattr(crm, "_reader", None), "con", None) else "polars"
     if name == "polars":
         return PolarsBackend(crm)
     if name == "duckdb":

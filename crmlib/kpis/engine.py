@@ -50,8 +50,9 @@ Semantics (the KPI spec's are in :mod:`crmlib.kpis.spec`):
   value / days × days of the whole grain period; a cumulative KPI adds the extrapolated rest of its
   period; derived KPIs apply their expression to the projections of their parts; other KPIs (ratios,
   averages, snapshots, conversion rates) project as their value. Complete periods: projection = value.
-* **Backends.** ``backend="polars"`` (default) or ``"duckdb"`` run the same narwhals code and give the
-  same results (see :mod:`crmlib.kpis.backends`). Each fact table is read by one query per time column
+* **Backends.** ``backend="polars"`` or ``"duckdb"`` run the same queries and give the same results;
+  ``"auto"`` (the default) is ``"duckdb"`` for a DuckDB file, else ``"polars"`` (see
+  :mod:`crmlib.kpis.backends`). Each fact table is read by one query per time column
   (all its measures together, each filter inside the aggregation), one per snapshot and one for its
   groups; the queries are collected together, then KPIs are combined on the small aggregated frames.
 
@@ -123,7 +124,7 @@ def evaluate(
     filters: Mapping[str, object] | None = None,
     compare: str | None = None,
     targets: bool | str | os.PathLike = True,
-    backend: str = "polars",
+    backend: str = "auto",
     catalog=None,
     as_of=None,
 ) -> pl.DataFrame:
@@ -143,7 +144,7 @@ def evaluate(
     compare : None, "previous_period" or "previous_year"
     targets : bool or path
         Join targets of the ``targets`` table (True), none (False), or those plus a CSV/YAML file.
-    backend : "polars" or "duckdb"
+    backend : "auto" (duckdb for a DuckDB file, else polars), "polars" or "duckdb"
     catalog : Catalog, default ``default_catalog()``
     as_of : date, default the latest event date of the KPIs' data.
 
@@ -243,16 +244,19 @@ def run(crm, bk, req: Request) -> pl.DataFrame:
     level = tg.target_level(req.by, req.filters) if req.targets is not False and req.grain != ALL else None
     providers = {n: provider(k) for n, k in kpis.items() if isinstance(k, ExternalKpi)}
 
-    # 1. small things first: the data's dates, exchange rates, targets
+    # 1. small things first: the data's dates, exchange rates, targets (where the data is: see
+    #    Backend.small; a polars evaluation of a DuckDB file asks DuckDB for its first and last dates)
+    sbk = bk.small()
+    sctx = q.Ctx(sbk, cat, req.by, req.filters)
     first: dict[str, object] = {}
     if req.as_of is None or req.period is None:
         for table, items in stats_items(cat, closure).items():
-            first[f"stats:{table}"] = q.stats_query(ctx, table, items)
+            first[f"stats:{table}"] = q.stats_query(sctx, table, items, first=req.period is None)
     if money:
-        first["fx"] = bk.table("fx_rates").select("date", "currency", "rate_to_base")
+        first["fx"] = sbk.read("fx_rates", ["date", "currency", "rate_to_base"])
     if level is not None:
-        first["targets"] = tg.targets_query(bk, req.kpis, level)
-    got = dict(zip(first, bk.collect_all(list(first.values())), strict=True))
+        first["targets"] = tg.targets_query(sbk, req.kpis, level)
+    got = dict(zip(first, sbk.collect_all(list(first.values())), strict=True))
     stats = [f for key, f in got.items() if key.startswith("stats:")]
     lo_data = min((s["lo"][0] for s in stats if s["lo"][0] is not None), default=None)
     hi_data = max((s["hi"][0] for s in stats if s["hi"][0] is not None), default=None)

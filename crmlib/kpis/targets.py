@@ -69,11 +69,7 @@ def target_level(by, filters) -> str | None:
 
 
 def targets_query(bk, kpis, level: str) -> nw.LazyFrame:
-    return (
-        bk.table("targets")
-        .select(*TARGET_SCHEMA.names())
-        .filter(nw.col("kpi").is_in(list(kpis)) & (nw.col("level") == level))
-    )
+    return bk.read("targets", TARGET_SCHEMA.names(), nw.col("kpi").is_in(list(kpis)) & (nw.col("level") == level))
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,7 +352,7 @@ def cascade_check(crm, kpi: str, period=None, grain: str | None = None, targets=
 
 
 def contribution(crm, kpi: str, level: str, period, parent_level: str = "company", grain: str | None = None,
-                 filters=None, backend: str = "polars", catalog=None, as_of=None) -> pl.DataFrame:
+                 filters=None, backend: str = "auto", catalog=None, as_of=None) -> pl.DataFrame:
     """Each member's share of its parent's actual: ``kpi, period, parent_level, parent_id, level,
     member_id, value, parent_value, share`` with parent_value the sum of its members' values and
     share = value / parent_value (shares add up to 1 within each parent; null when the parent's value is

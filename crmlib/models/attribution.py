@@ -45,6 +45,9 @@ Data-driven models: :func:`crmlib.models.markov.markov` (exact absorbing-chain r
 :func:`crmlib.models.shapley.shapley` (simplified Shapley value of Zhao et al. 2018). They credit
 channels; where the frame has campaigns, a channel's credit is split over its campaigns in the
 proportion of the channel's :func:`linear` credit by campaign (:func:`split_by_campaign`).
+Neither is causal, and they credit different things: first-order Markov rewards a channel's reach and
+touch frequency, Shapley and whole-path Markov (``order="path"``) its presence on converting journeys
+(docs/attribution.md, with the demo's planted truth).
 
 :func:`attribute` runs a model by name; :func:`compare_models` runs several into one long frame.
 

@@ -20,7 +20,18 @@ has the same value).
 Order: ``order=1`` (default) has one state per channel. ``order=k`` has one state per k-tuple of
 consecutive channels (the last k touches; the first k-1 touches of a path are shorter tuples), as in
 Anderl et al. (2016). Self-transitions (repeated channels) are kept; they do not change absorption
-probabilities.
+probabilities. ``order="path"`` is the limit of large k: once k reaches the longest path every state is a
+path prefix, the chain is a tree and its removal effect is, exactly, the share of the observed
+conversions (value) on the journeys that contain the channel, ``RE_c = conversions of paths with c /
+all conversions``; it is computed in that closed form, for paths of any length.
+
+**What removal effects credit** (docs/attribution.md). A first-order chain forgets which journey a
+touch belongs to: it recombines pieces of different journeys, so a channel touched many times per
+journey (display retargeting, social ads) lies on more of the chain's routes to conversion than its
+presence on converting journeys would give it - the first-order removal effect rewards reach *and*
+frequency. Higher orders remember more of each journey; ``order="path"`` rewards presence on converting
+journeys only (as Shapley does). None of them is causal: a channel without any effect still gets credit
+for the conversions of the journeys it happened to be in.
 
 References
 ----------
@@ -46,11 +57,12 @@ from .attribution import (
     split_by_campaign,
 )
 
-__all__ = ["markov", "removal_effects", "transition_matrix"]
+__all__ = ["WHOLE_PATH", "markov", "removal_effects", "transition_matrix"]
 
 START, CONVERSION, NULL = "(start)", "(conversion)", "(null)"
 DENSE_MAX_STATES = 1500  # above this many states the linear systems are solved sparse
 MAX_ORDER = 6
+WHOLE_PATH = "path"  # order="path": the state is the whole path so far (the limit of large orders)
 
 
 @dataclass(frozen=True)
@@ -93,10 +105,18 @@ class Chain:
         return names
 
 
+def _check_order(order, whole_path_ok: bool = True) -> int | str:
+    if whole_path_ok and order == WHOLE_PATH:
+        return order
+    if not isinstance(order, int) or isinstance(order, bool) or not 1 <= order <= MAX_ORDER:
+        also = f", or {WHOLE_PATH!r} (the state is the whole path so far)" if whole_path_ok else ""
+        raise ConfigError(f"Markov order must be an integer from 1 to {MAX_ORDER}{also}, not {order!r}.")
+    return order
+
+
 def build_chain(paths: pl.DataFrame, order: int = 1) -> Chain:
     """Transition counts of the chain of order ``order`` of a prepared path frame (numpy, vectorised)."""
-    if not isinstance(order, int) or isinstance(order, bool) or not 1 <= order <= MAX_ORDER:
-        raise ConfigError(f"Markov order must be an integer from 1 to {MAX_ORDER}, not {order!r}.")
+    _check_order(order, whole_path_ok=False)
     channels = channels_of(paths)
     m = len(channels)
     base = m + 1
@@ -204,28 +224,58 @@ def _effects(chain: Chain) -> tuple[np.ndarray, np.ndarray, float, float]:
     return re[:, 0], re[:, 1], float(full[0]), float(full[1])
 
 
-def removal_effects(paths, order: int = 1) -> pl.DataFrame:
+def _whole_path_effects(paths: pl.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray, float, float]:
+    """``order="path"``: RE_c = share of the conversions (value) on the paths that contain c (closed form)."""
+    channels = channels_of(paths)
+    m = len(channels)
+    codes, lengths = channel_codes(paths, channels)
+    conv = paths.get_column("conversions").to_numpy().astype(np.float64)
+    value = paths.get_column("value").to_numpy().astype(np.float64)
+    journeys = float(conv.sum() + paths.get_column("nulls").to_numpy().sum())
+    pid = np.repeat(np.arange(len(lengths)), lengths)
+    pair = np.unique(pid * m + codes)  # each (path, channel) once, however often the channel repeats
+    p_of, c_of = pair // m, pair % m
+    share = []
+    for w in (conv, value):
+        total = w.sum()
+        with_c = np.bincount(c_of, weights=w[p_of], minlength=m)
+        share.append(with_c / total if total > 0 else np.zeros(m))
+    p = conv.sum() / journeys if journeys > 0 else 0.0
+    v = value.sum() / journeys if journeys > 0 else 0.0
+    return channels, share[0], share[1], float(p), float(v)
+
+
+def _channel_effects(paths: pl.DataFrame, order) -> tuple[list[str], np.ndarray, np.ndarray, float, float]:
+    if _check_order(order) == WHOLE_PATH:
+        return _whole_path_effects(paths)
+    chain = build_chain(paths, order)
+    re, rv, p, v = _effects(chain)
+    return chain.channels, re, rv, p, v
+
+
+def removal_effects(paths, order: int | str = 1) -> pl.DataFrame:
     """Removal effect per channel: ``channel, removal_effect, value_removal_effect``.
 
     The frame also carries the chain's ``conversion_probability`` (P of converting from ``(start)``) and
     ``expected_value`` per journey, repeated on every row.
     """
+    _check_order(order)
     paths = prepare_paths(paths)
     schema = {"channel": pl.String, "removal_effect": pl.Float64, "value_removal_effect": pl.Float64,
               "conversion_probability": pl.Float64, "expected_value": pl.Float64}
     if paths.height == 0:
         return pl.DataFrame(schema=schema)
-    chain = build_chain(paths, order)
-    re, rv, p, v = _effects(chain)
-    return pl.DataFrame({"channel": chain.channels, "removal_effect": re, "value_removal_effect": rv,
+    channels, re, rv, p, v = _channel_effects(paths, order)
+    return pl.DataFrame({"channel": channels, "removal_effect": re, "value_removal_effect": rv,
                          "conversion_probability": p, "expected_value": v}, schema=schema)
 
 
-def markov(paths, order: int = 1, by_campaign: bool | None = None) -> pl.DataFrame:
+def markov(paths, order: int | str = 1, by_campaign: bool | None = None) -> pl.DataFrame:
     """Markov removal-effect attribution, exact: ``channel, [campaign], conversions, value``.
 
     Attributed conversions of channel ``c`` = total conversions x RE_c / sum of RE (value likewise with
-    the value removal effects). See the module doc.
+    the value removal effects). ``order``: 1 to :data:`MAX_ORDER`, or ``"path"`` (the whole path, the
+    limit of large orders). See the module doc for what each order credits.
 
     >>> import polars as pl
     >>> paths = pl.DataFrame({"path": [["A"], ["B"], ["A", "B"], ["A"]],
@@ -233,17 +283,17 @@ def markov(paths, order: int = 1, by_campaign: bool | None = None) -> pl.DataFra
     >>> markov(paths)["conversions"].round(6).to_list()
     [2.4, 1.6]
     """
+    _check_order(order)
     paths = prepare_paths(paths)
     campaign = _use_campaigns(paths, by_campaign)
     if paths.height == 0:
         return _empty(campaign)
-    chain = build_chain(paths, order)
-    re, rv, _, _ = _effects(chain)
+    channels, re, rv, _, _ = _channel_effects(paths, order)
     total_c = float(paths.get_column("conversions").sum())
     total_v = float(paths.get_column("value").sum())
     conv = total_c * re / re.sum() if re.sum() > 0 else np.zeros_like(re)
     val = total_v * rv / rv.sum() if rv.sum() > 0 else np.zeros_like(rv)
-    credit = pl.DataFrame({"channel": chain.channels, "conversions": conv, "value": val},
+    credit = pl.DataFrame({"channel": channels, "conversions": conv, "value": val},
                           schema={"channel": pl.String, "conversions": pl.Float64, "value": pl.Float64})
     if campaign:
         return split_by_campaign(credit, paths)
@@ -254,8 +304,10 @@ def transition_matrix(paths, order: int = 1) -> pl.DataFrame:
     """The chain's transition probabilities, tidy: ``from, to, count, probability``.
 
     States are channel names (k-tuples joined by `` > `` for higher orders), plus ``(start)``,
-    ``(conversion)`` and ``(null)``. Counts are journey weights (conversions + nulls).
+    ``(conversion)`` and ``(null)``. Counts are journey weights (conversions + nulls). ``order`` is an
+    integer here (the ``"path"`` chain is a tree of every distinct path prefix: not a graph to draw).
     """
+    _check_order(order, whole_path_ok=False)
     paths = prepare_paths(paths)
     schema = {"from": pl.String, "to": pl.String, "count": pl.Float64, "probability": pl.Float64}
     if paths.height == 0:

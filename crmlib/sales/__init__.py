@@ -25,8 +25,8 @@ day if earlier. Stage history after the as-of day is not used.
 * *State of a deal on a day*: its last ``opportunity_history`` row changed by the end of that day (a
   deal without history rows is taken from ``opportunities``: open from ``created_at`` at its current
   stage, closed at ``close_date``). A deal is *open* when that row's stage is not closed.
-* *Money* is converted to the base currency (``CRMLIB_BASE_CURRENCY``) with the KPI engine's dense
-  ``fx_rates`` (:func:`crmlib.kpis._money.dense_rates`: the latest rate on or before the day): won
+* *Money* is converted to the base currency (``CRMLIB_BASE_CURRENCY``) with the one rule of every area, dense
+  ``fx_rates`` (:func:`crmlib.money.dense_rates`: the latest rate on or before the day): won
   amounts at the close date (as the ``revenue`` KPI), snapshot amounts at the snapshot day, funnel
   values at the creation day. A row without a rate raises :class:`~crmlib.errors.CurrencyError`.
 * *Weighted* amount = amount × probability of the state (the stage's default probability,

@@ -11,9 +11,9 @@ import polars as pl
 
 from .. import config, schema
 from ..errors import ConfigError, CurrencyError, suggest
-from ..kpis._money import dense_rates
 from ..kpis._periods import parse_date, period_end, trunc
 from ..kpis.spec import GRAINS
+from ..money import dense_rates
 
 STAGES = schema.ENUMS["stage"]
 OPEN_STAGES = schema.OPEN_STAGES

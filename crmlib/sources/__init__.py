@@ -141,7 +141,7 @@ class Crm:
         return self._reader.available()
 
     def kpis(self, kpis, by=(), grain="month", period=None, filters=None, compare=None, targets=True,
-             backend="polars", catalog=None, as_of=None) -> pl.DataFrame:
+             backend="auto", catalog=None, as_of=None) -> pl.DataFrame:
         """KPI values by period and dimension, with comparison and targets: see :func:`crmlib.kpis.evaluate`."""
         from ..kpis.engine import evaluate
 

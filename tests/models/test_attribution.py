@@ -105,6 +105,67 @@ def test_markov_sparse_solver_matches_dense(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------------
+# What removal effects credit (docs/attribution.md): touch frequency at first order, channel presence
+# in the limit of a chain that remembers the whole path
+# ---------------------------------------------------------------------------------------------------
+def test_markov_first_order_credits_a_repeated_channel_more():
+    # Two data sets with the same channel sets and outcomes: {D, E} converts once, {D} never (one null).
+    # (1) D > E converts, D does not.
+    #   (start) -> D 2; D -> E 1, D -> (null) 1 => 1/2, 1/2; E -> (conversion) 1. P = 1/2 * 1 = 1/2.
+    #   Without D: 0 => RE_D = 1. Without E: 0 => RE_E = 1. 1 conversion split 1 : 1 => D 1/2, E 1/2.
+    # (2) D > E > D converts (one more D touch, after E), D does not.
+    #   (start) -> D 2; D -> E 1, D -> (conversion) 1, D -> (null) 1 => 1/3 each; E -> D 1.
+    #   x_D = 1/3 + 1/3 x_E and x_E = x_D => x_D = 1/2 = P.
+    #   Without D: 0 => RE_D = 1. Without E: x_D = 1/3 => RE_E = 1 - (1/3)/(1/2) = 1/3.
+    #   Split 1 : 1/3 => D 3/4, E 1/4: the extra D touch moved a quarter of E's credit to D.
+    # Order 3 (>= the longest path) remembers whole paths: RE_D = RE_E = 1 (every conversion has both) =>
+    # 1/2 each, as Shapley gives (the converting set {D, E} split evenly), however often D repeats.
+    once = pl.DataFrame({"path": [["D", "E"], ["D"]], "conversions": [1, 0], "nulls": [0, 1]})
+    twice = pl.DataFrame({"path": [["D", "E", "D"], ["D"]], "conversions": [1, 0], "nulls": [0, 1]})
+    assert credit(markov(once)) == approx({"D": 0.5, "E": 0.5})
+    assert credit(markov(twice)) == approx({"D": 0.75, "E": 0.25})
+    assert credit(removal_effects(twice), "removal_effect") == approx({"D": 1.0, "E": 1 / 3})
+    assert credit(markov(twice, order=3)) == approx({"D": 0.5, "E": 0.5})
+    assert credit(markov(twice, order="path")) == approx({"D": 0.5, "E": 0.5})
+    assert credit(shapley(twice)) == approx({"D": 0.5, "E": 0.5})
+
+
+# Whole-path limit by hand: A > B converts 2 (no null), B > A > B converts 1 and 1 null, A 2 nulls, C > A converts 1.
+# 7 journeys, 4 conversions. Every path has A => RE_A = 1. Without B only C > A and A remain: 1 conversion
+# => RE_B = 1 - 1/4 = 3/4. Without C: 3 conversions remain => RE_C = 1/4. Sum 2: A 4 * 1/2 = 2, B 4 * 3/8 = 1.5,
+# C 4 * 1/8 = 0.5. At order >= 3 every state is a path prefix (a tree), so the chain gives exactly that.
+WHOLE_PATH = pl.DataFrame({"path": [["A", "B"], ["B", "A", "B"], ["A"], ["C", "A"]],
+                           "conversions": [2, 1, 0, 1], "nulls": [0, 1, 2, 0]})
+
+
+def test_markov_order_at_least_the_path_length_is_the_whole_path_removal_effect():
+    re = removal_effects(WHOLE_PATH, order=3)
+    assert credit(re, "removal_effect") == approx({"A": 1.0, "B": 0.75, "C": 0.25})
+    assert re.get_column("conversion_probability").to_list() == pytest.approx([4 / 7] * 3)
+    assert credit(markov(WHOLE_PATH, order=3)) == approx({"A": 2.0, "B": 1.5, "C": 0.5})
+    assert credit(markov(WHOLE_PATH, order=4)) == approx({"A": 2.0, "B": 1.5, "C": 0.5})
+    # order="path" is that limit in closed form
+    whole = removal_effects(WHOLE_PATH, order="path")
+    assert credit(whole, "removal_effect") == approx({"A": 1.0, "B": 0.75, "C": 0.25})
+    assert whole.get_column("conversion_probability").to_list() == pytest.approx([4 / 7] * 3)
+    assert credit(markov(WHOLE_PATH, order="path")) == approx({"A": 2.0, "B": 1.5, "C": 0.5})
+
+
+def test_markov_whole_path_value_by_hand():
+    # WHOLE_PATH with values: A > B 2 conversions worth 30, B > A > B 1 worth 10, C > A 1 worth 60 (total 100).
+    # Value on paths with A: 100 => 1; with B: 40 => 0.4; with C: 60 => 0.6. Sum 2 => A 50, B 20, C 30.
+    # Expected value per journey: 100 / 7. Conversions are unchanged (2, 1.5, 0.5).
+    paths = WHOLE_PATH.with_columns(pl.Series("value", [30.0, 10.0, 0.0, 60.0]))
+    re = removal_effects(paths, order="path")
+    assert credit(re, "value_removal_effect") == approx({"A": 1.0, "B": 0.4, "C": 0.6})
+    assert re.get_column("expected_value").to_list() == pytest.approx([100 / 7] * 3)
+    assert credit(markov(paths, order="path"), "value") == approx({"A": 50.0, "B": 20.0, "C": 30.0})
+    assert credit(markov(paths, order="path")) == approx({"A": 2.0, "B": 1.5, "C": 0.5})
+    # the chain at order 3 agrees on the value too
+    assert credit(markov(paths, order=3), "value") == approx({"A": 50.0, "B": 20.0, "C": 30.0})
+
+
+# ---------------------------------------------------------------------------------------------------
 # Shapley
 # ---------------------------------------------------------------------------------------------------
 # Converting paths and their channel sets: A x3 -> {A}: 3; B x1 -> {B}: 1; B > A > B x2 -> {A,B}: 2;
@@ -249,6 +310,10 @@ def test_bad_inputs_say_what_to_do():
         A.time_decay(TOY.with_columns(times=pl.col("path").list.eval(pl.lit(0.0))), half_life_days=0)
     with pytest.raises(ConfigError, match="order"):
         markov(TOY, order=0)
+    with pytest.raises(ConfigError, match="'path' \\(the state is the whole path so far\\)"):
+        markov(TOY, order="whole")
+    with pytest.raises(ConfigError, match="integer from 1 to 6, not 'path'"):
+        transition_matrix(TOY, order="path")
 
 
 def test_empty_frame_gives_empty_result():
@@ -281,6 +346,7 @@ def path_frames(draw):
 
 
 MODEL_OPTIONS = [(m, {}) for m in A.MODELS] + [("markov", {"order": 2}), ("markov", {"order": 3}),
+                                                ("markov", {"order": "path"}),
                                                 ("shapley", {"max_exact": 0, "n_permutations": 50})]
 
 
@@ -333,6 +399,33 @@ def test_every_model_conserves_on_path_data(path_data, model, opts):
     out = A.attribute(frame, model, **opts)
     assert out.get_column("conversions").sum() == pytest.approx(19_785, rel=1e-12)
     assert out.get_column("value").sum() == pytest.approx(74_802.972, abs=5e-4)
+
+
+def _presence_shares(paths: pl.DataFrame) -> tuple[dict, dict]:
+    """Share of the conversions and of the value on the paths that contain each channel (list.contains)."""
+    conv, value = paths.get_column("conversions").sum(), paths.get_column("value").sum()
+    shares_c, shares_v = {}, {}
+    for ch in A.channels_of(paths):
+        has = paths.filter(pl.col("path").list.contains(ch))
+        shares_c[ch] = has.get_column("conversions").sum() / conv
+        shares_v[ch] = has.get_column("value").sum() / value
+    return shares_c, shares_v
+
+
+def test_markov_whole_path_limit_on_path_data(path_data):
+    # The paths of Data.csv with at most 3 touches, at order 3: every state is a path prefix, so the chain's
+    # removal effect of a channel is the share of the conversions (value) on paths that contain it - counted
+    # here directly with list.contains. order="path" gives the same, on the short paths and on all of them.
+    short = path_data.filter(pl.col("path").list.len() <= 3)
+    chain, whole = removal_effects(short, order=3), removal_effects(short, order="path")
+    expected_c, expected_v = _presence_shares(short)
+    for re in (chain, whole):
+        assert credit(re, "removal_effect") == approx(expected_c, rel=1e-9, abs=1e-12)
+        assert credit(re, "value_removal_effect") == approx(expected_v, rel=1e-9, abs=1e-12)
+    expected_c, expected_v = _presence_shares(path_data)
+    every = removal_effects(path_data, order="path")
+    assert credit(every, "removal_effect") == approx(expected_c, rel=1e-9, abs=1e-12)
+    assert credit(every, "value_removal_effect") == approx(expected_v, rel=1e-9, abs=1e-12)
 
 
 def test_shapley_on_path_data_is_exact_and_equals_the_closed_form(path_data):

@@ -48,6 +48,10 @@ LEAD_SEGMENT_P = (0.10, 0.35, 0.55)
 # number of touches. display and social_paid have EFFECT 0 - no causal effect at all - but the
 # largest exposure, the most touches and the largest budgets (CAMPAIGN_PLAN): the wasted half.
 # SOURCE_WEIGHT only decides which channel of the journey is recorded as the lead source.
+# Touch times are uniform over the journey (touchpoints()): neither the order nor the number of a
+# channel's touches carries any signal. A first-order Markov chain credits touch frequency, so it
+# over-credits display and social_paid here; Shapley and whole-path Markov credit presence only
+# (docs/attribution.md).
 # --------------------------------------------------------------------------------------------
 #                  exposure, extra touches, log-odds effect, source weight
 CHANNEL_MODEL = {
