@@ -128,8 +128,8 @@ def chromium_version() -> str:
         out = subprocess.run(
             ["/usr/bin/chromium", "--version"], capture_output=True, text=True, timeout=30
         ).stdout
-        return out.strip().split()[-1]
-    except (OSError, subprocess.SubprocessError, IndexError):
+        return re.search(r"\d+(?:\.\d+)+", out).group(0)
+    except (OSError, subprocess.SubprocessError, AttributeError):
         return "?"
 
 

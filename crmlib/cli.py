@@ -370,8 +370,15 @@ def serve_cmd(
     """Serve the area notebooks as Voila dashboards: landing page, preheated kernels, tracebacks off."""
     from .serve import serve
 
-    serve(host=host, port=port, pool=pool, token=token, source=source, notebooks=notebooks,
-          echo=lambda text: err.print(text, markup=False, highlight=False))
+    serve(
+        host=host,
+        port=port,
+        pool=pool,
+        token=token,
+        source=source,
+        notebooks=notebooks,
+        echo=lambda text: err.print(text, markup=False, highlight=False),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

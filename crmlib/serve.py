@@ -31,6 +31,7 @@ import signal
 import socket
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -380,6 +381,20 @@ def _serve_whole_renders(kernel_manager, stall_seconds: float = STALL_SECONDS) -
 
     kernel_manager._crmlib_watchdog = PeriodicCallback(drop_stalled, 10_000)
     kernel_manager._crmlib_watchdog.start()
+
+    # The pool Voila fills while it is being set up (before the event loop runs) stalled on its first
+    # render in every run seen here; a pool filled once the loop runs did not. Not started yet, so
+    # cancelling them costs nothing.
+    from tornado.ioloop import IOLoop
+
+    warnings.filterwarnings(
+        "ignore", message=r"coroutine .*_initialize' was never awaited", category=RuntimeWarning
+    )
+    for name, pool in list(kernel_manager._pools.items()):
+        for item in pool:
+            item.cancel()
+        pool.clear()
+        IOLoop.current().add_callback(kernel_manager.fill_if_needed, delay=0, notebook_name=name)
 
 
 def _content_order(items) -> list[dict]:

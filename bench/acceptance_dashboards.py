@@ -1,0 +1,315 @@
+"""Issue 7's browser acceptance checks, run on demand: `pytest bench/acceptance_dashboards.py` (Chromium needed).
+
+Not part of the suite (testpaths are tests/ and notebooks/) because they fail today: Voila 0.5.13 renders stall
+now and then (a preheated render unfinished after 90 s, a page that never draws; docs/dashboards.md), and
+with 10 viewers at once no page finishes without error. They are the definition of done for issue 7.
+
+Every area dashboard in a real browser: `crmlib serve` (Voila) driven by Playwright and the system Chromium.
+
+For each dashboard: the page loads with no error output and every chart drawn; changing each filter of
+the filter bar changes the charts (their trace data or titles, read from the plotly graph divs) and
+putting it back restores them; a click on a bar / funnel stage / tile / cell opens the drill-down with
+the record count the chart shows (or, for the attainment bars, the won deals the KPI engine counts);
+the language switch relabels the filter bar and the chart titles. A screenshot of each dashboard is
+saved in the test's folder (``tmp_path``; pytest keeps the last runs' folders).
+
+Needs /usr/bin/chromium: skipped without it, except on CI (``CI=true``) where that fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test helpers
+from browser import ARGS, require_chromium  # noqa: E402
+from voila_server import voila_server  # noqa: E402
+
+import crmlib
+import crmlib.customers
+import crmlib.service
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+CJK = re.compile(r"[\u4e00-\u9fff]")
+LOAD_MS = 600_000  # generous: CI machines are slow and a cold kernel runs the whole notebook
+CHANGE_MS = 240_000
+
+# Charts each dashboard draws (FigureWidgets), and how its drill-down is clicked.
+DASHBOARDS = {
+    "overview": {"figures": 1, "drill": "marker"},
+    "sales": {"figures": 9, "drill": "funnel"},
+    "performance": {"figures": 5, "drill": "bar"},
+    "service": {"figures": 4, "drill": "heatmap"},
+    "marketing": {"figures": 5, "drill": "funnel"},
+    "customers": {"figures": 8, "drill": "tile"},
+}
+
+# A signature of every chart on the page: trace data and titles.
+SIGNATURE = """() => JSON.stringify(Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => [
+    (g.layout && g.layout.title && (g.layout.title.text || g.layout.title)) || '',
+    (g.data || []).map(t => [t.name, t.x, t.y, t.z, t.values, t.labels, t.text])]))"""
+DRAWN = """(n) => { const plots = document.querySelectorAll('.js-plotly-plot');
+    return plots.length >= n && Array.from(plots).every(g => g.querySelector('.main-svg') && g.data); }"""
+TITLES = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(g =>
+    (g.layout && g.layout.title && (g.layout.title.text || g.layout.title)) || '')"""
+ERRORS = """() => {
+    const bad = [];
+    document.querySelectorAll('.crmlib-section-error').forEach(e => bad.push(e.textContent));
+    document.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"], .jp-OutputArea-output.jp-mod-error')
+        .forEach(e => bad.push(e.textContent.slice(0, 300)));
+    if (document.body.innerText.includes('There was an error when executing cell')) bad.push('cell error');
+    if (document.body.innerText.includes('Traceback')) bad.push('traceback');
+    return bad; }"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    require_chromium()
+    from crmlib.sources.demo import write_demo
+
+    folder = tmp_path_factory.mktemp("dash")
+    path = folder / "demo.duckdb"
+    write_demo(path, scale=0.05, seed=7, progress=False)
+    notebooks = folder / "notebooks"  # the dashboards under test only: fewer kernels to preheat
+    notebooks.mkdir()
+    for name in DASHBOARDS:
+        shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", notebooks)
+    # Preheated kernels, as `crmlib serve` runs by default: the notebook has run when the page connects. (With
+    # --pool 0 the kernel runs while the page loads, and Voila 0.5 occasionally loses a widget created in that
+    # window: "widget model not found"; see docs/dashboards.md.)
+    with voila_server(source=path, notebooks=notebooks, pool=1, wait_for_pool=True, ready_timeout=LOAD_MS / 1000,
+                      env={"CRMLIB_HOME": str(ROOT)}) as url:  # parameters/ (calendar, SLA) of the project
+        yield url, path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=require_chromium(), args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def open_dashboard(browser, url: str, name: str):
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.errors = []
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    page.goto(f"{url}voila/render/{name}.ipynb", wait_until="commit", timeout=LOAD_MS)
+    page.wait_for_selector(".crmlib-filter-bar", timeout=LOAD_MS)
+    page.wait_for_function(DRAWN, arg=DASHBOARDS[name]["figures"], timeout=LOAD_MS)
+    # Voila is done when the kernel has run every cell: the spinner is gone
+    page.wait_for_function("() => !document.querySelector('#loading') || "
+                           "getComputedStyle(document.querySelector('#loading')).display === 'none'",
+                           timeout=LOAD_MS)
+    return page
+
+
+def wait_changed(page, before: str) -> str:
+    page.wait_for_function(f"(b) => ({SIGNATURE})() !== b", arg=before, timeout=CHANGE_MS)
+    return page.evaluate(SIGNATURE)
+
+
+def wait_back(page, before: str) -> None:
+    page.wait_for_function(f"(b) => ({SIGNATURE})() === b", arg=before, timeout=CHANGE_MS)
+
+
+def controls(page) -> list[tuple[str, str]]:
+    """(filter name, kind) of the filter bar's controls, from their crmlib-filter-<name> classes."""
+    return page.evaluate("""() => Array.from(document.querySelectorAll('.crmlib-filter-bar > *')).map(e => {
+        const m = Array.from(e.classList).find(c => c.startsWith('crmlib-filter-') && c !== 'crmlib-filter-bar');
+        const kind = e.classList.contains('widget-datepicker') ? 'date'
+                   : e.classList.contains('widget-dropdown') ? 'dropdown'
+                   : e.classList.contains('widget-toggle-buttons') ? 'toggle' : 'other';
+        return [m ? m.slice('crmlib-filter-'.length) : '', kind]; })""")
+
+
+def change_filter(page, name: str, kind: str) -> tuple[str, str]:
+    """Set filter ``name`` to another value; returns (old, new) values as the widget holds them."""
+    sel = f".crmlib-filter-{name}"
+    if kind == "dropdown":
+        box = page.locator(f"{sel} select")
+        old = box.input_value()
+        values = box.evaluate("s => Array.from(s.options).map(o => o.value)")
+        new = next(v for v in values if v != old)
+        box.select_option(new)
+        return old, new
+    if kind == "date":
+        box = page.locator(f"{sel} input")
+        old = box.input_value()
+        day = dt.date.fromisoformat(old) if old else None
+        if name == "end":
+            new = (day or dt.date(2025, 12, 31)) - dt.timedelta(days=92)
+        else:
+            new = (day or dt.date(2024, 1, 1)) + dt.timedelta(days=92)
+        box.fill(new.isoformat())
+        box.dispatch_event("change")
+        return old, new.isoformat()
+    raise AssertionError(f"unexpected control {name} ({kind})")
+
+
+def restore_filter(page, name: str, kind: str, old: str) -> None:
+    sel = f".crmlib-filter-{name}"
+    if kind == "dropdown":
+        page.locator(f"{sel} select").select_option(old)
+    else:
+        box = page.locator(f"{sel} input")
+        box.fill(old)
+        box.dispatch_event("change")
+
+
+def click_point(page, kind: str) -> dict:
+    """Click a point of the (first) chart that has a drill-down; returns what the chart shows there."""
+    section = page.locator(".crmlib-section:has(.crmlib-drill)").first
+    section.scroll_into_view_if_needed()
+    plot = section.locator(".js-plotly-plot").first
+    if kind in ("funnel", "bar", "marker"):
+        i = 1 if kind != "bar" else 0
+        points = plot.locator(".trace").first.locator(".point") if kind == "marker" else plot.locator(".point")
+        target = points.nth(i)
+        target.click(force=True)
+        data = plot.evaluate("(g, i) => ({x: g.data[0].x[i], y: g.data[0].y[i], custom: "
+                             "g.data[0].customdata ? g.data[0].customdata[i] : null, name: g.data[0].name})", i)
+        return {"index": i, **data}
+    if kind == "tile":
+        tiles = plot.locator("g.slice")
+        areas = tiles.evaluate_all("ts => ts.map(t => { const b = t.getBoundingClientRect(); return b.width * b.height; })")
+        best = max(range(len(areas)), key=areas.__getitem__)
+        tiles.nth(best).click(force=True)
+        return {}
+    if kind == "heatmap":
+        # the centre of the top-left cell with an outcome, from the axes' own pixel mapping
+        where = plot.evaluate("""g => {
+            const t = g.data[0], xa = g._fullLayout.xaxis, ya = g._fullLayout.yaxis, box = g.getBoundingClientRect();
+            for (let r = 0; r < t.y.length; r++) for (let c = 0; c < t.x.length; c++) {
+                if (t.z[r][c] === null || t.z[r][c] === undefined) continue;
+                return {x: t.x[c], y: t.y[r], px: box.left + xa._offset + xa.l2p(c), py: box.top + ya._offset + ya.l2p(r)};
+            }
+            return null; }""")
+        assert where is not None, "the SLA heatmap has no cell with an outcome"
+        page.mouse.click(where["px"], where["py"])
+        return where
+    raise AssertionError(kind)
+
+
+def drill_count(page) -> tuple[int, str]:
+    head = page.locator(".crmlib-drill .crmlib-drill-head").first
+    head.wait_for(timeout=CHANGE_MS)
+    count = int(page.locator(".crmlib-drill .crmlib-drill-count").first.get_attribute("data-count"))
+    return count, head.inner_text()
+
+
+def expected_drill(name: str, clicked: dict, head: str, path) -> int:
+    """The count the chart shows for the clicked point, or an independent count of the same records."""
+    if name in ("sales", "marketing"):  # funnel stage: the number of deals / leads drawn
+        return int(clicked["x"])
+    if name == "overview":  # records of that table in that month
+        return int(clicked["y"])
+    with crmlib.open(path) as crm:
+        if name == "performance":  # won deals of the clicked team in 2025, by the KPI engine
+            team = clicked["custom"][-1]
+            won = crm.kpis("won_deals", by=["team"], grain="year", period=("2025-01-01", "2025-12-31"))
+            return int(won.filter(pl.col("team") == team).get_column("value").sum())
+        if name == "customers":  # the clicked segment's customers, as the segment table counts them
+            seg = next(s for s in crmlib.customers.SEGMENTS if head.endswith(s) or f" {s}" in head)
+            segments = crmlib.customers.views.segments(crm)
+            return int(segments.filter(pl.col("segment").cast(pl.String) == seg).get_column("customers").item())
+        if name == "service":  # the cell's SLA outcomes (met + breached) in the SLA report
+            report = crmlib.service.sla_report(crm, by="priority", period=("2025-07-01", "2026-06-30"))
+            cell = report.filter((pl.col("metric") == "sla") & (pl.col("priority") == clicked["y"].lower())
+                                 & (pl.col("period") == dt.date.fromisoformat(clicked["x"][:10])))
+            return int(cell.get_column("met").sum() + cell.get_column("breached").sum())
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("name", list(DASHBOARDS))
+def test_dashboard_in_the_browser(name, server, browser, tmp_path):
+    url, path = server
+    page = open_dashboard(browser, url, name)
+    try:
+        assert page.evaluate(ERRORS) == []
+        n = page.locator(".js-plotly-plot").count()
+        assert n == DASHBOARDS[name]["figures"], f"{n} charts drawn"
+        page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+
+        # every filter changes the charts, and putting it back restores them
+        for filt, kind in controls(page):
+            if kind in ("toggle", "other"):
+                continue
+            before = page.evaluate(SIGNATURE)
+            old, new = change_filter(page, filt, kind)
+            wait_changed(page, before)
+            assert page.evaluate(ERRORS) == [], f"after {filt} = {new}"
+            restore_filter(page, filt, kind, old)
+            wait_back(page, before)
+
+        # drill-down: the records behind a clicked point
+        clicked = click_point(page, DASHBOARDS[name]["drill"])
+        count, head = drill_count(page)
+        assert count == expected_drill(name, clicked, head, path), head
+        assert count > 0
+        assert page.locator(".crmlib-drill a.crmlib-download-csv").count() == 1
+        assert page.locator(".crmlib-drill a.crmlib-download-xlsx").count() == 1
+        page.screenshot(path=str(tmp_path / f"{name}-drill.png"), full_page=True)
+
+        # the language switch relabels the filter bar and the charts
+        en_titles = page.evaluate(TITLES)
+        page.locator(".crmlib-filter-lang button", has_text="中文").click()
+        page.wait_for_function("() => /[\\u4e00-\\u9fff]/.test(document.querySelector('.crmlib-filter-bar').innerText)",
+                               timeout=CHANGE_MS)
+        page.wait_for_function(f"() => ({TITLES})().every(t => /[\\u4e00-\\u9fff]/.test(t))", timeout=CHANGE_MS)
+        zh_titles = page.evaluate(TITLES)
+        assert zh_titles != en_titles and all(CJK.search(t) for t in zh_titles)
+        assert page.evaluate(ERRORS) == []
+        page.screenshot(path=str(tmp_path / f"{name}-zh.png"), full_page=True)
+        assert page.errors == []
+    finally:
+        page.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# load test
+# ------------------------------------------------------------------------------------------------
+VIEWERS = 10
+
+
+def test_ten_concurrent_viewers_load_and_filter(tmp_path, server):
+    """10 viewers at once, each loads the sales dashboard and changes Grain once; no errors anywhere.
+
+    Bounded: every browser wait has a timeout and each viewer does one load and one change. The peak RSS of
+    the server's process tree is measured (printed; the figures at demo scale 1 are in bench/RESULTS.md).
+    """
+    from browser import require_chromium
+    from dashboard_viewers import PeakRss, run_viewers
+
+    require_chromium()
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    (folder / "sales.ipynb").write_bytes((ROOT / "notebooks" / "sales.ipynb").read_bytes())
+    demo_warehouse = server[1]
+    with voila_server(source=demo_warehouse, notebooks=folder, pool=1, wait_for_pool=True) as url:
+        with PeakRss(url) as rss:
+            results = run_viewers(
+                url, "sales.ipynb", figures=9, viewers=VIEWERS, changes=1, timeout_ms=300_000
+            )
+        log = url.log()
+    print(
+        f"{VIEWERS} viewers: peak RSS of the server tree {rss.peak / 2**20:.0f} MB; "
+        f"loads {[round(r.get('load_s', -1), 1) for r in results]} s; "
+        f"changes {[round(c) for r in results for c in r.get('changes_ms', [])]} ms"
+    )
+    assert rss.peak > 0 and rss.samples > 0
+    assert [r["errors"] for r in results] == [[]] * VIEWERS
+    assert all(len(r["changes_ms"]) == 1 for r in results)
+    assert "Traceback" not in log
