@@ -85,6 +85,11 @@ def no_data_figure(lang: str, title: str) -> go.Figure:
     return fig
 
 
+# The columns of crmlib.alerts.anomaly_history that are not the watch's dimensions.
+_HISTORY_COLUMNS = frozenset({"watch", "kpi", "period", "value", "expected", "lower", "upper", "score", "is_anomaly",
+                              "status", "method"})
+
+
 def plot_anomalies(history: pl.DataFrame, lang: str = "en") -> go.Figure:
     """Actual values, the expected value and the normal band per group, anomalies marked (input:
     :func:`crmlib.alerts.anomaly_history`). A peer watch (one period, groups side by side) is drawn as bars
@@ -96,20 +101,7 @@ def plot_anomalies(history: pl.DataFrame, lang: str = "en") -> go.Figure:
     if history["method"][0] == "peers":
         return _plot_peers(history, lang, kpi)
     label = _label(kpi, lang)
-    meta = {
-        "watch",
-        "kpi",
-        "period",
-        "value",
-        "expected",
-        "lower",
-        "upper",
-        "score",
-        "is_anomaly",
-        "status",
-        "method",
-    }
-    dims = [c for c in history.columns if c not in meta]
+    dims = [c for c in history.columns if c not in _HISTORY_COLUMNS]
     groups = history.select(dims).unique(maintain_order=True).rows() if dims else [()]
     n = len(groups)
     fig = make_subplots(
@@ -197,21 +189,7 @@ def plot_anomalies(history: pl.DataFrame, lang: str = "en") -> go.Figure:
 
 
 def _plot_peers(history: pl.DataFrame, lang: str, kpi: str) -> go.Figure:
-    meta = {
-        "watch",
-        "kpi",
-        "period",
-        "value",
-        "expected",
-        "lower",
-        "upper",
-        "score",
-        "is_anomaly",
-        "status",
-        "method",
-        "weight",
-    }
-    dims = [c for c in history.columns if c not in meta]
+    dims = [c for c in history.columns if c not in _HISTORY_COLUMNS | {"weight"}]
     part = history.sort("value", nulls_last=True)
     names = [" · ".join(str(r[d]) for d in dims) for r in part.iter_rows(named=True)]
     colours = [
