@@ -22,6 +22,7 @@ import nbformat
 import polars as pl
 import pytest
 import yaml
+from notebook_checks import assert_thin_sections
 
 import crmlib
 from crmlib import executive
@@ -365,16 +366,7 @@ def test_notebook_is_thin_and_stored_without_outputs():
     body = ast.parse(params.source).body
     assert [n.target.id for n in body] == list(PARAMETERS)
     assert all(isinstance(n, ast.AnnAssign) and isinstance(n.value, ast.Constant) for n in body)
-    assert "crmlib.notebook.start(source, lang=lang, interactive=interactive)" in code[1].source
-    for cell in code[2:]:
-        tree = ast.parse(cell.source)
-        assert len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr), cell.source
-        assert not any(
-            isinstance(n, ast.FunctionDef | ast.ClassDef | ast.For | ast.While | ast.Lambda)
-            for n in ast.walk(tree)
-        )
-    kinds = [c.cell_type for c in nb.cells[3:]]
-    assert kinds == ["markdown", "code"] * (len(kinds) // 2)
+    assert_thin_sections(nb, code)
 
 
 def test_papermill_reads_the_parameters_and_run_definitions_exist():

@@ -11,6 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from notebook_checks import assert_thin_sections
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = {name: ROOT / "notebooks" / f"{name}.ipynb" for name in ("sales", "performance")}
@@ -30,16 +31,7 @@ def test_notebook_is_thin_and_stored_without_outputs(name):
     assert [n.target.id for n in ast.parse(params.source).body] == list(PARAMETERS)  # typed literals only
     assert all(isinstance(n, ast.AnnAssign) and isinstance(n.value, ast.Constant) for n in ast.parse(params.source).body)
     assert "'" not in params.source.split("\n", 1)[1].replace('""', "")  # no quotes in help comments
-    assert "crmlib.notebook.start(source, lang=lang, interactive=interactive)" in code[1].source
-    for cell in code[2:]:  # one call per section, no definitions, loops or SQL
-        tree = ast.parse(cell.source)
-        assert len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr), cell.source
-        assert not any(isinstance(n, ast.FunctionDef | ast.ClassDef | ast.For | ast.While | ast.Lambda)
-                       for n in ast.walk(tree)), cell.source
-        assert "select " not in cell.source.lower()
-    # every section is a heading followed by its one code cell
-    kinds = [c.cell_type for c in nb.cells[3:]]
-    assert kinds == ["markdown", "code"] * (len(kinds) // 2)
+    assert_thin_sections(nb, code)
 
 
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
