@@ -53,9 +53,10 @@ DASHBOARDS = {
 }
 
 # A signature of every chart on the page: trace data and titles.
+# Numbers to 10 significant digits: parallel sums (DuckDB, polars) differ in the last bits between runs.
 SIGNATURE = """() => JSON.stringify(Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => [
     (g.layout && g.layout.title && (g.layout.title.text || g.layout.title)) || '',
-    (g.data || []).map(t => [t.name, t.x, t.y, t.z, t.values, t.labels, t.text])]))"""
+    (g.data || []).map(t => [t.name, t.x, t.y, t.z, t.values, t.labels, t.text])]), (k, v) => typeof v === 'number' ? Number(v.toPrecision(10)) : v)"""
 DRAWN = """(n) => { const plots = document.querySelectorAll('.js-plotly-plot');
     return plots.length >= n && Array.from(plots).every(g => g.querySelector('.main-svg') && g.data); }"""
 TITLES = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(g =>
@@ -189,12 +190,12 @@ def click_point(page, kind: str) -> dict:
         tiles.nth(best).click(force=True)
         return {}
     if kind == "heatmap":
-        # the centre of the top-left cell with an outcome, from the axes' own pixel mapping
+        # the centre of the top-left cell with an outcome, from the axes' own data-to-pixel mapping (dates or categories)
         where = plot.evaluate("""g => {
             const t = g.data[0], xa = g._fullLayout.xaxis, ya = g._fullLayout.yaxis, box = g.getBoundingClientRect();
             for (let r = 0; r < t.y.length; r++) for (let c = 0; c < t.x.length; c++) {
                 if (t.z[r][c] === null || t.z[r][c] === undefined) continue;
-                return {x: t.x[c], y: t.y[r], px: box.left + xa._offset + xa.l2p(c), py: box.top + ya._offset + ya.l2p(r)};
+                return {x: t.x[c], y: t.y[r], px: box.left + xa._offset + xa.d2p(t.x[c]), py: box.top + ya._offset + ya.d2p(t.y[r])};
             }
             return null; }""")
         assert where is not None, "the SLA heatmap has no cell with an outcome"
@@ -222,7 +223,8 @@ def expected_drill(name: str, clicked: dict, head: str, path) -> int:
             won = crm.kpis("won_deals", by=["team"], grain="year", period=("2025-01-01", "2025-12-31"))
             return int(won.filter(pl.col("team") == team).get_column("value").sum())
         if name == "customers":  # the clicked segment's customers, as the segment table counts them
-            seg = next(s for s in crmlib.customers.SEGMENTS if head.endswith(s) or f" {s}" in head)
+            title = head.split(" · ")[1].strip().lower()  # "<n> records · <segment> · Download: …"
+            seg = next(s for s in crmlib.customers.SEGMENTS if s == title)
             segments = crmlib.customers.views.segments(crm)
             return int(segments.filter(pl.col("segment").cast(pl.String) == seg).get_column("customers").item())
         if name == "service":  # the cell's SLA outcomes (met + breached) in the SLA report

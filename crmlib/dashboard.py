@@ -16,8 +16,10 @@ and a ``filters`` mapping (the service area) get ``period=(start, end)`` and ``f
   ``GT``, KPI cards), so the report holds plain, self-contained output.
 * ``interactive=True`` (Voila, JupyterLab): ``filter_bar`` draws widgets for the filters the notebook
   passed; a change re-runs only the sections whose ``compute`` takes that filter (language changes
-  re-render every section). Figures are ``go.FigureWidget``s updated in place in one
-  ``batch_update`` (no flicker, no page reload); tables and cards are redrawn in their ``Output``.
+  re-render every section). Figures are :class:`crmlib.chart_widget.Chart` widgets redrawn in place
+  with ``Plotly.react`` from one message (no flicker, no page reload; one copy of plotly.js per page);
+  tables and cards are ``ipywidgets.HTML`` whose value is replaced. No ``Output`` widgets: Voila 0.5's
+  progressive render stalled now and then on cells writing into them.
 * Drill-down (interactive): ``drill(crm, point, **filters)`` is called when a bar, funnel stage or cell of
   the section's figure is clicked, with ``point = {"x", "y", "index", "trace", "customdata"}`` of the
   clicked point and the dashboard's current filters; the records it returns are shown under the figure
@@ -100,9 +102,9 @@ class Section:
     drill: Callable | None = None
     render_kw: dict = field(default_factory=dict)
     widget: Any = None  # the ipywidgets container (interactive mode)
-    figure: Any = None  # the FigureWidget shown, when the section is a figure
-    output: Any = None  # an Output for anything else
-    drill_output: Any = None  # the drill-down records under the figure
+    figure: Any = None  # the Chart shown, when the section is a figure
+    output: Any = None  # an HTML widget for anything else (cards, tables, messages)
+    drill_output: Any = None  # the drill-down records under the figure (an HTML widget)
     last_drill: pl.DataFrame | None = None
 
 
@@ -114,14 +116,23 @@ class Dashboard:
     lang: str = "en"
     interactive: bool = True
     where: Callable | None = None
+    enums: dict[str, str] = field(default_factory=dict)
     filters: dict[str, Any] = field(default_factory=dict)
     _controls: dict[str, Any] = field(default_factory=dict, repr=False)
     _sections: list[Section] = field(default_factory=list, repr=False)
     _bar: Any = field(default=None, repr=False)
 
     def __init__(self, crm, *, lang: str = "en", interactive: bool = True, where: Callable | None = None,
-                 **filters):
+                 enums: dict[str, str] | None = None, **filters):
+        """``filters`` are the notebook's filter parameters; ``enums`` names the schema enum whose values a
+        filter offers when the area means something else by it (the service area's ``channel`` is a
+        ``case_channel``); ``where`` builds the area's filter mapping (see the module docstring)."""
         check_lang(lang)
+        self.enums = {"region": "region", "channel": "channel", "priority": "priority", "segment": "segment",
+                      **(enums or {})}
+        for name, enum in self.enums.items():
+            if enum not in schema.ENUMS:
+                raise ValueError(f"Dashboard enums: {name}={enum!r} is not one of {', '.join(schema.ENUMS)}.")
         self.crm = crm
         self.lang = lang
         self.interactive = interactive
@@ -199,7 +210,7 @@ class Dashboard:
         section.widget = w.VBox(layout=w.Layout(width="100%"))
         section.widget.add_class("crmlib-section")
         if drill is not None:
-            section.drill_output = w.Output(layout=w.Layout(width="100%"))
+            section.drill_output = w.HTML(layout=w.Layout(width="100%"))
             section.drill_output.add_class("crmlib-drill")
         self._draw(section)
         self._sections.append(section)
@@ -232,27 +243,12 @@ class Dashboard:
 
     def drill(self, index: int, point: dict) -> None:
         """Show the records behind ``point`` under section ``index`` (what a click does)."""
-        from IPython.display import display
-
-        shown = self.drill_view(index, point)
-        out = self._sections[index].drill_output
-        with out:
-            out.clear_output(wait=True)
-            display(shown)
+        self._sections[index].drill_output.value = html_of(self.drill_view(index, point))
 
     def _clicked(self, section: Section):
-        def handler(trace, points, _state=None):
-            if not points.point_inds:
-                return
-            i = points.point_inds[0]
-            custom = None
-            if trace.customdata is not None:
-                try:
-                    custom = trace.customdata[i] if isinstance(i, int) else trace.customdata[i[0]][i[1]]
-                except (IndexError, TypeError):
-                    custom = None
-            point = {"x": points.xs[0] if points.xs else None, "y": points.ys[0] if points.ys else None,
-                     "index": i, "trace": trace.name, "customdata": custom}
+        """The chart's click callback: drill into the clicked point of ``section``."""
+
+        def handler(point: dict) -> None:
             self.drill(self._sections.index(section), point)
 
         return handler
@@ -260,35 +256,30 @@ class Dashboard:
     def _draw(self, section: Section) -> None:
         import ipywidgets as w
         import plotly.graph_objects as go
-        from IPython.display import display
+
+        from .chart_widget import Chart
 
         shown = self.compute(section.compute, section.render, render_kw=section.render_kw, **section.fixed)
-        if isinstance(shown, go.Figure) and not isinstance(shown, go.FigureWidget):
+        if isinstance(shown, go.Figure):
             if section.drill_output is not None:
-                section.drill_output.clear_output()
+                section.drill_output.value = ""
                 section.last_drill = None
-            if section.figure is not None and _same_shape(section.figure, shown):
-                with section.figure.batch_update():
-                    for old, new in zip(section.figure.data, shown.data, strict=True):
-                        old.update(new.to_plotly_json(), overwrite=True)
-                    section.figure.layout.update(shown.layout.to_plotly_json(), overwrite=True)
+            if section.figure is not None:
+                section.figure.figure = shown  # one message, redrawn in place with Plotly.react
                 return
-            section.figure = go.FigureWidget(shown)
+            section.figure = Chart(shown, layout=w.Layout(width="100%"))
             section.output = None
             if section.drill is not None:
-                for trace in section.figure.data:
-                    trace.on_click(self._clicked(section))
+                section.figure.on_click(self._clicked(section))
                 section.widget.children = (section.figure, section.drill_output)
             else:
                 section.widget.children = (section.figure,)
             return
         section.figure = None
         if section.output is None:
-            section.output = w.Output(layout=w.Layout(width="100%"))
+            section.output = w.HTML(layout=w.Layout(width="100%"))
             section.widget.children = (section.output,)
-        with section.output:
-            section.output.clear_output(wait=True)
-            display(shown)
+        section.output.value = html_of(shown)
 
     def update(self, **changes) -> list[int]:
         """Set filters and re-draw the sections that use them; returns the indexes re-drawn."""
@@ -322,7 +313,7 @@ class Dashboard:
         if name == "product":
             prods = self.crm.table("products").select("product_id", "name").sort("product_id").collect()
             return all_ + [(n, p) for p, n in prods.iter_rows()]
-        enum = {"region": "region", "channel": "channel", "priority": "priority", "segment": "segment"}.get(name)
+        enum = self.enums.get(name)
         if enum:
             return all_ + [(v, v) for v in schema.ENUMS[enum]]
         return []
@@ -398,6 +389,24 @@ def records_view(records: pl.DataFrame, lang: str = "en", title: str = "", limit
     return Cards(head + note + _html_table(shown))
 
 
+def html_of(shown: Any) -> str:
+    """HTML for an ``ipywidgets.HTML``: KPI cards, great_tables tables, messages, data frames."""
+    from html import escape
+
+    if isinstance(shown, str):
+        return shown
+    html = getattr(shown, "html", None)
+    if isinstance(html, str):
+        return html
+    as_raw = getattr(shown, "as_raw_html", None)  # great_tables: its own scoped <style>, no scripts
+    if callable(as_raw):
+        return as_raw()
+    repr_html = getattr(shown, "_repr_html_", None)
+    if callable(repr_html):
+        return repr_html()
+    return f"<pre>{escape(str(shown))}</pre>"
+
+
 def download_links(records: pl.DataFrame) -> dict[str, str]:
     """``{"csv": data-URI, "xlsx": data-URI}`` holding every row of ``records``."""
     import base64
@@ -439,12 +448,6 @@ def _point_title(point: dict) -> str:
     if not parts and isinstance(point.get("customdata"), str):
         parts = [point["customdata"]]
     return " · ".join(parts)
-
-
-def _same_shape(widget, figure) -> bool:
-    return len(widget.data) == len(figure.data) and all(
-        a.type == b.type for a, b in zip(widget.data, figure.data, strict=True)
-    )
 
 
 def _to_date(value) -> dt.date | None:

@@ -80,7 +80,16 @@ def previous_period(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
 
 def kpi_summary(crm, start=None, end=None, grain: str = "month", team=None, region=None, product=None,
                 kpis: Sequence[str] = SUMMARY_KPIS, compare: str | None = "previous_period") -> pl.DataFrame:
-    """Engine rows for the performance KPI cards (targets of the company, or of the team selected)."""
+    """Engine rows for the performance KPI cards (targets of the company, or of the team selected).
+
+    KPIs whose data has no path to a filter given are left out rather than shown unfiltered: calls and
+    meetings under a product filter (an activity has no product; :func:`activity` counts the activities
+    on the product's deals instead)."""
+    from .kpis.catalog import default_catalog
+
+    given = {d for d, v in (("team", team), ("region", region), ("product", product)) if v not in (None, "", (), [])}
+    catalog = default_catalog()
+    kpis = [k for k in kpis if given <= set(catalog.get(k).dimensions)]
     return sales.kpi_summary(crm, start, end, grain, team, region, product, kpis=kpis, compare=compare)
 
 
@@ -236,7 +245,8 @@ def contribution_tree(crm, kpi: str = "revenue", start=None, end=None, team=None
     """The company → department → team → rep tree of a flow KPI over the period, for a treemap:
     ``id, parent, level, label, value, share`` (share of the parent; the company row has share 1).
     Reps come from :func:`contribution` (reps in teams); a team's department is ``teams.department``.
-    Members with a value of 0 are left out (they take no area)."""
+    Members with a value of 0 are left out (they take no area). Rows come in a stable order (level, then
+    value, largest first, then id), so the same selection always draws the same treemap."""
     reps = contribution(crm, kpi, "user", "team", start, end, team, region, product)
     depts = crm.table("teams").select(pl.col("team_id").alias("parent_id"), "department").collect()
     reps = reps.join(depts, on="parent_id", how="left").with_columns(
@@ -262,9 +272,11 @@ def contribution_tree(crm, kpi: str = "revenue", start=None, end=None, team=None
     ]
     tree = pl.concat([p.select([pl.col(c).cast(t) for c, t in schema.items()]) for p in parts])
     parent_value = tree.select(pl.col("id").alias("parent"), pl.col("value").alias("_pv"))
+    levels = {"company": 0, "department": 1, "team": 2, "user": 3}
     return tree.join(parent_value, on="parent", how="left").with_columns(
         pl.when(pl.col("_pv").is_null()).then(1.0).when(pl.col("_pv") != 0).then(pl.col("value") / pl.col("_pv"))
-        .alias("share")).drop("_pv")
+        .alias("share")).drop("_pv").sort(pl.col("level").replace_strict(levels), pl.col("value").round(6), "id",
+                                          descending=[False, True, False])
 
 
 # ---------------------------------------------------------------------------------------------------

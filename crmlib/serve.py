@@ -43,6 +43,8 @@ from .errors import ConfigError
 TOKEN_ENV = "CRMLIB_SERVE_TOKEN"
 MIN_TOKEN_LENGTH = 8
 TEMPLATES = Path(__file__).parent / "voila" / "templates"
+# The dashboard page: Voila's lab page plus plotly.js, once per page (crmlib/chart_widget.py).
+RENDER_TEMPLATES = Path(__file__).parent / "voila" / "render"
 # Landing page order; notebooks not named here follow alphabetically.
 ORDER = (
     "executive",
@@ -260,6 +262,12 @@ def make_app(opts: ServeOptions):
     root = opts.notebooks
 
     class CrmlibVoila(Voila):
+        def setup_template_dirs(self):
+            super().setup_template_dirs()
+            # our page template first; plotly.js from the installed plotly package at /voila/static/
+            self.template_paths = [str(RENDER_TEMPLATES), *self.template_paths]
+            self.static_paths = [*self.static_paths, plotly_static_dir()]
+
         def init_settings(self):
             settings = super().init_settings()
             env = settings["voila_jinja2_env"]
@@ -274,6 +282,16 @@ def make_app(opts: ServeOptions):
     if opts.token:
         app.token = opts.token  # read in init_settings(), at start()
     return app
+
+
+def plotly_static_dir() -> str:
+    """The installed plotly package's folder holding ``plotly.min.js`` (served, never downloaded)."""
+    import plotly
+
+    folder = Path(plotly.__file__).parent / "package_data"
+    if not (folder / "plotly.min.js").is_file():
+        raise ConfigError(f"plotly.min.js is missing from {folder}; reinstall plotly (pip install --force-reinstall plotly).")
+    return str(folder)
 
 
 def _serve_whole_renders(kernel_manager, stall_seconds: float = STALL_SECONDS) -> None:

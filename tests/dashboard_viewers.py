@@ -21,9 +21,10 @@ import time
 
 from browser import ARGS, require_chromium
 
+# Numbers to 10 significant digits: parallel sums (DuckDB, polars) differ in the last bits between runs.
 SIGNATURE = """() => JSON.stringify(Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => [
     (g.layout && g.layout.title && (g.layout.title.text || g.layout.title)) || '',
-    (g.data || []).map(t => [t.name, t.x, t.y, t.z, t.values, t.labels])]))"""
+    (g.data || []).map(t => [t.name, t.x, t.y, t.z, t.values, t.labels])]), (k, v) => typeof v === 'number' ? Number(v.toPrecision(10)) : v)"""
 DRAWN = """(n) => { const plots = document.querySelectorAll('.js-plotly-plot');
     return plots.length >= n && Array.from(plots).every(g => g.querySelector('.main-svg') && g.data); }"""
 PAGE_ERRORS = """() => {

@@ -1,10 +1,13 @@
 """The Dashboard: static sections for papermill, reactive widgets for Voila."""
 
+import json
+
 import plotly.graph_objects as go
 import polars as pl
 import pytest
 
 from crmlib.cards import Cards
+from crmlib.chart_widget import Chart, plotly_js
 from crmlib.dashboard import Dashboard, download_links, records_view
 from crmlib.errors import ConfigError
 
@@ -64,17 +67,21 @@ def test_interactive_updates_only_affected_sections_in_place():
     dash = Dashboard(None, start="2025-01-01", team="", lang="en", interactive=True)
     dash.show(by_team, plot)
     dash.show(by_start)
-    fig_widget = dash._sections[0].figure
-    assert isinstance(fig_widget, go.FigureWidget)
+    chart = dash._sections[0].figure
+    assert isinstance(chart, Chart)
+    sent = []
+    chart.observe(lambda change: sent.append(json.loads(change["new"])), names="spec")
     CALLS.clear()
     assert dash.update(team="T2") == [0]  # by_start does not take team: not re-run
     assert [c[0] for c in CALLS] == ["by_team"]
-    assert dash._sections[0].figure is fig_widget  # updated in place, same widget
-    assert list(fig_widget.data[0].y) == [5]
+    assert dash._sections[0].figure is chart  # updated in place, same widget
+    assert len(sent) == 1 and sent[0]["data"][0]["y"] == [5]  # one message to the browser
     assert dash.update(lang="zh") == [0, 1]  # a language change redraws everything
-    assert fig_widget.layout.title.text == "商机"
+    assert json.loads(chart.spec)["layout"]["title"]["text"] == "商机"
     dash.update(team="T9")  # empty selection: the figure gives way to the message
-    assert dash._sections[0].figure is None and dash._sections[0].output is not None
+    section = dash._sections[0]
+    assert section.figure is None and section.widget.children == (section.output,)
+    assert "当前筛选条件下没有数据" in section.output.value  # the language is zh by now
 
 
 def test_filter_bar_widgets_drive_the_sections(demo_warehouse):
@@ -129,14 +136,13 @@ def test_drill_down_shows_the_records_with_count_and_downloads():
     dash.show(by_team, plot, drill=deals_of)
     section = dash._sections[0]
     assert section.widget.children == (section.figure, section.drill_output)
-    # what a click on the second bar does (FigureWidget click callback)
-    from plotly.callbacks import Points
-
-    bar = section.figure.data[0]
-    dash._clicked(section)(bar, Points(point_inds=[1], xs=["T2"], ys=[5], trace_name=None, trace_index=0))
+    # the message the browser sends when the second bar is clicked (see crmlib/chart_widget.py)
+    section.figure._on_msg(section.figure, {"type": "click", "point": {"x": "T2", "y": 5, "index": 1, "curve": 0,
+                                                                      "label": None, "customdata": None}}, [])
     assert CALLS[-1] == ("deals_of", {"point": {"x": "T2", "y": 5, "index": 1, "trace": None, "customdata": None},
                                       "team": ""})
     assert section.last_drill.height == 5  # the bar's value, the records behind it
+    assert "data-count='5'" in section.drill_output.value  # shown under the chart
     html = records_view(section.last_drill, "zh", "T2").html
     assert "data-count='5'" in html and "条记录" in html and "下载" in html
     links = download_links(section.last_drill)
@@ -145,7 +151,7 @@ def test_drill_down_shows_the_records_with_count_and_downloads():
     xlsx = pl.read_excel(io.BytesIO(base64.b64decode(links["xlsx"].split(",", 1)[1])))
     assert xlsx.get_column("opportunity_id").to_list() == ["o4", "o5", "o6", "o7", "o8"]
     dash.update(team="T1")  # a filter change clears the drill-down (it belonged to the old selection)
-    assert section.last_drill is None
+    assert section.last_drill is None and section.drill_output.value == ""
 
 
 def test_failing_drill_down_says_so_in_place():
@@ -170,3 +176,34 @@ def test_language_switch_relabels_the_filter_bar(demo_warehouse):
         assert [c.description for c in bar.children] == ["开始", "团队", "计时", "语言"]
         assert bar.children[1].options[0] == ("全部", "") and bar.children[1].value == ""
         assert bar.children[2].options[0] == ("工作时间", "business")
+
+
+def test_chart_widget_sends_plotly_js_once_asked_and_names_the_clicked_trace():
+    fig = go.Figure([go.Bar(name="won", x=["a", "b"], y=[1, 2]), go.Bar(name="lost", x=["a", "b"], y=[3, 4])])
+    chart = Chart(fig)
+    assert json.loads(chart.spec)["data"][1]["name"] == "lost"
+    sent = []
+    chart.send = lambda content, buffers=None: sent.append((content, buffers))
+    chart._on_msg(chart, {"type": "need-plotly.js"}, [])
+    assert sent[0][0] == {"type": "plotly.js"} and sent[0][1][0] is plotly_js()
+    assert b"window.Plotly" in plotly_js()[-200:]  # the bundle defines the global the front end waits for
+    points = []
+    chart.on_click(points.append)
+    chart._on_msg(chart, {"type": "click", "point": {"x": "b", "y": 4, "index": 1, "curve": 1}}, [])
+    chart._on_msg(chart, {"type": "click", "point": {"label": "Email", "index": 0, "curve": 0}}, [])
+    assert points == [{"x": "b", "y": 4, "index": 1, "trace": "lost", "customdata": None},
+                      {"x": "Email", "y": None, "index": 0, "trace": "won", "customdata": None}]
+    assert len(chart._esm) < 10_000  # the front end is a few lines; plotly.js is not in it
+
+
+def test_a_filter_offers_the_values_of_the_enum_the_area_means(demo_warehouse):
+    import crmlib
+    from crmlib import schema
+
+    with crmlib.open(demo_warehouse) as crm:
+        marketing = Dashboard(crm, channel="", lang="en", interactive=True)
+        assert [v for _, v in marketing.options("channel")] == ["", *schema.ENUMS["channel"]]
+        service = Dashboard(crm, channel="", lang="en", interactive=True, enums={"channel": "case_channel"})
+        assert [v for _, v in service.options("channel")] == ["", "email", "phone", "chat", "web", "social"]
+    with pytest.raises(ValueError, match="case_chanel"):
+        Dashboard(None, channel="", enums={"channel": "case_chanel"})

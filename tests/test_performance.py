@@ -153,6 +153,17 @@ def test_activity_per_rep_and_per_won_deal(crm):
     assert performance.activity(crm, **Q1, region="North", by=None).row(0, named=True)["activities"] == 5
 
 
+def test_kpi_cards_leave_out_activity_kpis_under_a_product_filter(crm):
+    # an activity has no product: calls and meetings cannot follow a product filter, so they are not shown
+    # (unfiltered numbers under a product filter would mislead); the deal KPIs follow it
+    every = performance.kpi_summary(crm, **Q1, grain="quarter")
+    assert set(every.get_column("kpi")) == set(performance.SUMMARY_KPIS)
+    p1 = performance.kpi_summary(crm, **Q1, grain="quarter", product="P1")
+    assert set(p1.get_column("kpi")) == set(performance.SUMMARY_KPIS) - {"calls", "meetings"}
+    revenue = crm.kpis("revenue", grain="quarter", period=(Q1["start"], Q1["end"]), filters={"product": "P1"})
+    assert p1.filter(pl.col("kpi") == "revenue").get_column("value").to_list() == revenue.get_column("value").to_list()
+
+
 def test_cascade_flags_targets_that_do_not_add_up(crm, tmp_path):
     ok = performance.cascade(crm, "revenue", **Q1)
     # parents' monthly targets in Q1: company 3, departments 2 x 3, teams 2 x 3; all add up
