@@ -16,6 +16,7 @@ Every wait is bounded (``timeout_ms``); a viewer that times out reports the erro
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 
@@ -134,7 +135,14 @@ def run_viewers(
 ) -> list[dict]:
     """``viewers`` concurrent viewers each open ``notebook`` and change ``filter_name`` ``changes`` times."""
     login = url.login if getattr(url, "token", None) else None
-    return asyncio.run(_run(url, notebook, figures, viewers, filter_name, changes, timeout_ms, login))
+    job = _run(url, notebook, figures, viewers, filter_name, changes, timeout_ms, login)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: no event loop in this thread
+        return asyncio.run(job)
+    # a loop already runs here (Playwright's sync API in the same test session): run ours in a thread
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, job).result()
 
 
 class PeakRss:

@@ -228,5 +228,21 @@ def test_failing_cell_shows_no_traceback(tmp_path, demo_warehouse):
         assert leak not in body, leak
 
 
-# The load test (10 concurrent viewers) is in bench/acceptance_dashboards.py: it fails today (Voila renders
-# stall under concurrency; docs/dashboards.md), so it runs on demand, not in the suite.
+def test_page_loads_plotly_js_once_from_the_server_and_nothing_from_a_cdn(tmp_path, demo_warehouse):
+    from crmlib.chart_widget import plotly_js
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Empty"), nbformat.v4.new_code_cell("1 + 1")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nbformat.write(nb, folder / "empty.ipynb")
+    with voila_server(source=demo_warehouse, notebooks=folder, pool=0) as url:
+        status, body, _ = get(url + "voila/render/empty.ipynb")
+        js_status, js, _ = get(url + "voila/static/plotly.min.js")
+    assert status == 200 and body.count('id="crmlib-plotly-js"') == 1
+    assert 'src="/voila/static/plotly.min.js"' in body
+    assert "mermaid" not in body and "cdnjs" not in body  # no diagram/maths script from a CDN
+    assert js_status == 200 and js.encode("utf-8") == plotly_js()  # the installed plotly package's bundle
+
+
+# Every dashboard in the browser and the load test (10 concurrent viewers): tests/test_dashboards_browser.py.

@@ -1,10 +1,5 @@
-"""Issue 7's browser acceptance checks, run on demand: `pytest bench/acceptance_dashboards.py` (Chromium needed).
-
-Not part of the suite (testpaths are tests/ and notebooks/) because they fail today: Voila 0.5.13 renders stall
-now and then (a preheated render unfinished after 90 s, a page that never draws; docs/dashboards.md), and
-with 10 viewers at once no page finishes without error. They are the definition of done for issue 7.
-
-Every area dashboard in a real browser: `crmlib serve` (Voila) driven by Playwright and the system Chromium.
+"""Every area dashboard in a real browser (issue 7's acceptance): `crmlib serve` (Voila) driven by Playwright
+and the system Chromium, and 10 concurrent viewers.
 
 For each dashboard: the page loads with no error output and every chart drawn; changing each filter of
 the filter bar changes the charts (their trace data or titles, read from the plotly graph divs) and
@@ -21,15 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test helpers
-from browser import ARGS, require_chromium  # noqa: E402
-from voila_server import voila_server  # noqa: E402
+from browser import ARGS, require_chromium
+from voila_server import voila_server
 
 import crmlib
 import crmlib.customers
@@ -72,23 +64,16 @@ ERRORS = """() => {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, demo_warehouse):
     require_chromium()
-    from crmlib.sources.demo import write_demo
-
-    folder = tmp_path_factory.mktemp("dash")
-    path = folder / "demo.duckdb"
-    write_demo(path, scale=0.05, seed=7, progress=False)
-    notebooks = folder / "notebooks"  # the dashboards under test only: fewer kernels to preheat
-    notebooks.mkdir()
+    notebooks = tmp_path_factory.mktemp("dash")  # the dashboards under test only: fewer kernels to preheat
     for name in DASHBOARDS:
         shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", notebooks)
-    # Preheated kernels, as `crmlib serve` runs by default: the notebook has run when the page connects. (With
-    # --pool 0 the kernel runs while the page loads, and Voila 0.5 occasionally loses a widget created in that
-    # window: "widget model not found"; see docs/dashboards.md.)
-    with voila_server(source=path, notebooks=notebooks, pool=1, wait_for_pool=True, ready_timeout=LOAD_MS / 1000,
+    # Preheated kernels, as `crmlib serve` runs by default: the notebook has run when the page connects.
+    with voila_server(source=demo_warehouse, notebooks=notebooks, pool=1, wait_for_pool=True,
+                      ready_timeout=LOAD_MS / 1000,
                       env={"CRMLIB_HOME": str(ROOT)}) as url:  # parameters/ (calendar, SLA) of the project
-        yield url, path
+        yield url, demo_warehouse
 
 
 @pytest.fixture(scope="module")
