@@ -290,12 +290,19 @@ class Dashboard:
         else:
             touched = []
         self.filters.update(changes)
-        for i, section in enumerate(self._sections):
-            if i in touched or section.uses & set(changes):
-                if i not in touched:
-                    touched.append(i)
-                self._draw(section)
+        with self._batch():  # the sections re-drawn read the data as one moment (crm.batch)
+            for i, section in enumerate(self._sections):
+                if i in touched or section.uses & set(changes):
+                    if i not in touched:
+                        touched.append(i)
+                    self._draw(section)
         return sorted(touched)
+
+    def _batch(self):
+        import contextlib
+
+        batch = getattr(self.crm, "batch", None)
+        return batch() if callable(batch) else contextlib.nullcontext()
 
     # -- the filter bar -----------------------------------------------------------------------------
     def options(self, name: str) -> list[tuple[str, str]]:

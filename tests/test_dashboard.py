@@ -207,3 +207,33 @@ def test_a_filter_offers_the_values_of_the_enum_the_area_means(demo_warehouse):
         assert [v for _, v in service.options("channel")] == ["", "email", "phone", "chat", "web", "social"]
     with pytest.raises(ValueError, match="case_chanel"):
         Dashboard(None, channel="", enums={"channel": "case_chanel"})
+
+
+def test_a_dashboard_update_reads_shared_lookups_once(demo_warehouse):
+    import crmlib
+
+    with crmlib.open(demo_warehouse) as crm:
+        calls = []
+
+        def lookup():
+            calls.append(1)
+            return len(calls)
+
+        assert [crm.once(("k",), lookup) for _ in range(2)] == [1, 2]  # outside a batch: fresh every time
+        with crm.batch():
+            with crm.batch():  # nested: one batch
+                assert crm.once(("k",), lookup) == 3
+            assert crm.once(("k",), lookup) == 3 and crm.once(("other",), lookup) == 4
+        assert crm.once(("k",), lookup) == 5  # the batch is over: nothing kept
+
+        seen = []
+
+        def section(crm, *, team=""):
+            seen.append(crm.once(("shared",), lookup))
+            return pl.DataFrame({"team": ["T1"], "n": [1]})
+
+        dash = Dashboard(crm, start="2025-01-01", team="", lang="en", interactive=True)
+        dash.show(section, plot)
+        dash.show(section, plot)
+        dash.update(team="T2")  # both sections re-drawn in one batch: the lookup runs once for both
+        assert seen[-2] == seen[-1] and seen[0] != seen[1]

@@ -50,6 +50,11 @@ class Selection:
     rates: pl.LazyFrame = field(repr=False)
 
     @property
+    def key(self) -> tuple:
+        """What identifies the selection (for :meth:`crmlib.sources.Crm.once`)."""
+        return (self.start, self.end, self.as_of, self.base, tuple(sorted(self.filters.items())))
+
+    @property
     def as_of_end(self) -> dt.datetime:
         """The first instant after the as-of day (snapshots see changes strictly before it)."""
         return dt.datetime.combine(self.as_of + dt.timedelta(days=1), dt.time())
@@ -118,16 +123,7 @@ def select(crm, start=None, end=None, team=None, region=None, product=None, as_o
     e = parse_date(end, end=True) if end not in (None, "") else None
     if s and e and e < s:
         raise ConfigError(f"The period ends ({e}) before it starts ({s}).")
-    opp = crm.table("opportunities")
-    bounds, hist, fx = pl.collect_all([
-        opp.select(
-            pl.col("created_at").min().dt.date().alias("lo"),
-            pl.col("created_at").max().dt.date().alias("hi_created"),
-            pl.col("close_date").filter(pl.col("is_closed")).max().alias("hi_closed"),
-        ),
-        crm.table("opportunity_history").select(pl.col("changed_at").max().dt.date().alias("hi")),
-        crm.table("fx_rates").select("date", "currency", "rate_to_base"),
-    ])
+    bounds, hist, fx = crm.once(("sales.select",), lambda: _data_bounds(crm))
     his = [d for d in (bounds["hi_created"][0], bounds["hi_closed"][0], hist["hi"][0]) if d is not None]
     data_as_of = max(his) if his else None
     fallback = e or s or data_as_of or dt.date.today()
@@ -139,8 +135,22 @@ def select(crm, start=None, end=None, team=None, region=None, product=None, as_o
     base = config.base_currency()
     lo = min([d for d in (fx["date"].min(), s) if d is not None])
     hi = max([d for d in (fx["date"].max(), e, day, data_as_of) if d is not None])
-    rates = dense_rates(fx, lo, hi, base).lazy()
+    rates = crm.once(("sales.rates", lo, hi, base), lambda: dense_rates(fx, lo, hi, base).lazy())
     return Selection(s, e, day, data_as_of, flt, base, rates)
+
+
+def _data_bounds(crm) -> list[pl.DataFrame]:
+    """The data's first and last days (deals and stage history) and the exchange rates."""
+    opp = crm.table("opportunities")
+    return pl.collect_all([
+        opp.select(
+            pl.col("created_at").min().dt.date().alias("lo"),
+            pl.col("created_at").max().dt.date().alias("hi_created"),
+            pl.col("close_date").filter(pl.col("is_closed")).max().alias("hi_closed"),
+        ),
+        crm.table("opportunity_history").select(pl.col("changed_at").max().dt.date().alias("hi")),
+        crm.table("fx_rates").select("date", "currency", "rate_to_base"),
+    ])
 
 
 def _org_grouping(by: Sequence[str], filters: Mapping[str, tuple]) -> tuple[tuple[str, ...], dict]:

@@ -34,7 +34,8 @@ from ._data import (
 # Engine-backed KPIs: cards, trends, velocity
 # ---------------------------------------------------------------------------------------------------
 def _has_deals(crm, sel: Selection) -> bool:
-    return opportunities(crm, sel).select(pl.len()).collect().item() > 0
+    return crm.once(("sales.has_deals", sel.key),
+                    lambda: opportunities(crm, sel).select(pl.len()).collect().item() > 0)
 
 
 def _engine(crm, sel: Selection, kpis: Sequence[str], grain: str, compare: str | None) -> pl.DataFrame:
@@ -222,6 +223,11 @@ def pipeline_coverage(crm, start=None, end=None, grain: str | None = "month", te
 
 
 def _coverage(crm, sel: Selection, grain: str | None, by: str | None) -> pl.DataFrame:
+    # the KPI card (pipeline_coverage_kpi) and the coverage chart of one dashboard update share it
+    return crm.once(("sales.coverage", sel.key, grain, by), lambda: _coverage_of(crm, sel, grain, by))
+
+
+def _coverage_of(crm, sel: Selection, grain: str | None, by: str | None) -> pl.DataFrame:
     group = [by] if by else []
     per = _snapshot_rule(periods(sel, grain), sel.as_of, "coverage")
     pipe = _period_pipeline(crm, sel, per, group)

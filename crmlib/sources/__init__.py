@@ -15,6 +15,7 @@ Database URLs are never printed with their password (:func:`redact`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -98,6 +99,7 @@ class Crm:
     _reader: object = field(repr=False)
     _cache: dict[str, pl.LazyFrame] = field(default_factory=dict, repr=False)
     _memo: dict = field(default_factory=dict, repr=False)
+    _batch: dict | None = field(default=None, repr=False)
 
     # -- tables ---------------------------------------------------------------------------------
     def table(self, name: str) -> pl.LazyFrame:
@@ -130,6 +132,28 @@ class Crm:
             self._memo.pop(next(iter(self._memo)))
         self._memo[key] = value
         return value
+
+    @contextlib.contextmanager
+    def batch(self):
+        """A block of work that reads the data as one moment: inside it :meth:`once` computes each key
+        once (a dashboard update re-draws many sections that all look up, say, the data's last day and the
+        exchange rates). Outside any batch nothing is kept, so later calls see fresh data."""
+        if self._batch is not None:  # nested: the outer batch decides
+            yield self
+            return
+        self._batch = {}
+        try:
+            yield self
+        finally:
+            self._batch = None
+
+    def once(self, key: tuple, compute):
+        """``compute()``, computed once per ``key`` inside a :meth:`batch` (every time outside one)."""
+        if self._batch is None:
+            return compute()
+        if key not in self._batch:
+            self._batch[key] = compute()
+        return self._batch[key]
 
     @property
     def kind(self) -> str:
