@@ -663,7 +663,8 @@ def render(res: dict[str, dict], checks: dict[str, list[str]], nrows: int, comma
         "compute (it reads lazily inside the call, opening the file included); pandas reads only the columns "
         "it uses (`con.table(t).select(cols).df()`); the SQL time includes connecting and fetching. "
         "`crmlib` = the engine's default backend (`backend=\"auto\"`: for a DuckDB file the queries run "
-        "inside DuckDB, as SQL the engine compiles from its narwhals expressions); `crmlib-polars` = "
+        "inside DuckDB, as SQL the engine compiles from its narwhals expressions; a warm call reuses the SQL "
+        "text the first call compiled, never data: it opens and reads the file again); `crmlib-polars` = "
         "`backend=\"polars\"` (the tables are read into polars).",
         "",
         "| contender | cold s | warm s | warm read s | warm compute s | warm median s | warm CPU s | peak RSS MB | "

@@ -100,6 +100,8 @@ class Assembler:
         frames = [self.domains[t].select(self.keys) for t in tables if t in self.domains]
         if not frames:
             return pl.DataFrame(schema={k: pl.String for k in self.keys})
+        if len(frames) == 1:  # a domain query's rows are distinct already
+            return frames[0]
         return pl.concat(frames, how="vertical_relaxed").unique()
 
     def rows(self, names: list[str], periods: pl.DataFrame, wids: list[int]) -> pl.DataFrame:
@@ -109,6 +111,7 @@ class Assembler:
         for n in names:
             groups.setdefault(tables_of(self.catalog, n), []).append(n)
         out = []
+        compared = periods["cmp"].null_count() < periods.height
         for tables, group in groups.items():
             d = self.domain(tables)
             grid = pl.DataFrame({"wid": wids}, schema={"wid": pl.Int64})
@@ -118,10 +121,14 @@ class Assembler:
             base = base.join(
                 wide.select(pl.col("wid").alias("cur"), *self.keys, *v, *[f"p__{n}" for n in group]),
                 on=["cur", *self.keys], how="left", nulls_equal=True,
-            ).join(
-                wide.select(pl.col("wid").alias("cmp"), *self.keys, *[pl.col(c).alias("c" + c[1:]) for c in v]),
-                on=["cmp", *self.keys], how="left", nulls_equal=True,
             )
+            if compared:
+                base = base.join(
+                    wide.select(pl.col("wid").alias("cmp"), *self.keys, *[pl.col(c).alias("c" + c[1:]) for c in v]),
+                    on=["cmp", *self.keys], how="left", nulls_equal=True,
+                )
+            else:  # no comparison asked (a join that finds nothing costs as much as one that does)
+                base = base.with_columns(*[pl.lit(None, pl.Float64).alias("c" + c[1:]) for c in v])
             dims = [pl.col(k).alias(b) for k, b in zip(self.keys, self.by, strict=True)]
             out += [
                 base.select(pl.lit(n).alias("kpi"), "period", *dims, pl.col(f"v__{n}").alias("value"),

@@ -31,6 +31,16 @@ class _Loader(yaml.SafeLoader):
         self.duplicates: list[Duplicate] = []
 
 
+class _FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The same loader on libyaml's parser when PyYAML has it (parsing the package catalog: ~120 ms
+    in Python, ~15 ms in C; the same data, lines and duplicates). Its error messages are worded
+    differently: on an error, the file is parsed again with :class:`_Loader` for the usual message."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.duplicates: list[Duplicate] = []
+
+
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> LineDict:
     loader.flatten_mapping(node)
     out = LineDict()
@@ -54,11 +64,19 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_FastLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def load_yaml(text: str) -> tuple[object, list[Duplicate]]:
     """Parse ``text``; return the data and the duplicate keys found. Raises ``yaml.YAMLError``."""
-    loader = _Loader(text)
+    try:
+        return _load(_FastLoader, text)
+    except yaml.YAMLError:
+        return _load(_Loader, text)  # raises it again, worded as ever
+
+
+def _load(cls, text: str) -> tuple[object, list[Duplicate]]:
+    loader = cls(text)
     try:
         data = loader.get_single_data()
     finally:

@@ -10,9 +10,10 @@ several lazy results at once into polars DataFrames.
 * ``"duckdb"``: the same queries run by DuckDB. A DuckDB file is queried in place through a cursor of
   the reader's (read-only) connection; any other source has the tables it needs (only the tables it
   reads) loaded into an in-memory ``duckdb.connect()``. The queries are SQL text whose expressions are
-  the engine's narwhals expressions compiled by narwhals (:mod:`crmlib.kpis._sql`), sent two to a
-  statement; where this narwhals version cannot compile them, narwhals runs the same queries over
-  DuckDB relations, one statement each.
+  the engine's narwhals expressions compiled by narwhals (:mod:`crmlib.kpis._sql`), a statement each,
+  two at once on cursors of their own (a DuckDB file); the text is compiled once per request and file
+  (``crmlib.kpis.engine.PLANS``). Where this narwhals version cannot compile the expressions, narwhals
+  runs the same queries over DuckDB relations, one statement each.
 * ``"auto"`` (the default): ``"duckdb"`` when the source is a DuckDB file (the data never leaves
   DuckDB: less CPU time and memory than reading it into polars, see bench/RESULTS.md, "KPI engine"),
   else ``"polars"``.
@@ -139,10 +140,37 @@ class DuckDBBackend(Backend):
         self._sql_tables: dict[str, str] = {}
         self._keep: list = []  # relations whose registered data the SQL text reads
         self.shared: dict[str, dict] = {}  # CTEs that the queries of a statement share (crmlib.kpis._sql)
+        self.frames: dict[str, object] = {}  # frames registered by name on the cursor (crmlib.kpis._sql)
+        self.frame_names: dict[tuple, tuple] = {}  # key -> (name, table) (crmlib.kpis._sql.named_frame)
+        self._compiler = None
         from . import _sql
 
-        self.compiler = _sql.Compiler(self.con)
-        self.sql = self.compiler.works()
+        self.sql = _sql.compiles(self.con)
+
+    @property
+    def compiler(self):
+        """narwhals expressions to SQL (made when first needed: a compiled plan may be cached)."""
+        if self._compiler is None:
+            from ._sql import Compiler
+
+            self._compiler = Compiler(self.con)
+        return self._compiler
+
+    def plan_token(self) -> tuple | None:
+        """What the SQL text of a query depends on besides the request: the file's schema (which
+        tables it holds, the types :meth:`table_sql` casts), stood for by the file's stamp (its
+        identity, size and modification time: :func:`crmlib.sources.readers._stamp`). None: the text
+        names relations of this cursor (tables loaded from another source, the relation path), so it
+        cannot be reused."""
+        stamp = getattr(getattr(self.crm, "_reader", None), "stamp", None)
+        return ("duckdb-sql", stamp) if self.sql and self.in_place and stamp is not None else None
+
+    def register(self, name: str, df) -> None:
+        """Make ``df`` (polars or Arrow) a table ``name`` of this cursor's queries (replacing one of
+        the same name)."""
+        table = df.to_arrow() if isinstance(df, pl.DataFrame) else df
+        self.con.register(name, table)
+        self.frames[name] = table
 
     def table(self, name: str, columns: Sequence[str] | None = None) -> nw.LazyFrame:
         if name not in self._tables:
@@ -217,6 +245,7 @@ class DuckDBBackend(Backend):
         self._tables.clear()
         self._sql_tables.clear()
         self._keep.clear()
+        self.frames.clear()
         self.con.close()
 
 

@@ -55,6 +55,8 @@ Semantics (the KPI spec's are in :mod:`crmlib.kpis.spec`):
   :mod:`crmlib.kpis.backends`). Each fact table is read by one query per time column
   (all its measures together, each filter inside the aggregation), one per snapshot and one for its
   groups; the queries are collected together, then KPIs are combined on the small aggregated frames.
+  The SQL backend's queries are text, compiled once per request and file and reused (:data:`PLANS`);
+  each call runs them on the data.
 
 External KPIs are computed by the function their ``provider`` names (``"module:function"``), called as
 ``provider(crm, by=[…], grain=…, period=(start, end), filters={…})`` and expected to return a frame
@@ -65,6 +67,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +93,7 @@ from ._periods import (
     periods,
 )
 from ._plan import Needs, check_measure, periods_frame, stats_items
+from ._sql import RATES
 from .backends import backend_for
 from .spec import ConversionKpi, CumulativeKpi, ExternalKpi, RatioKpi, SimpleKpi
 
@@ -248,14 +252,19 @@ def run(crm, bk, req: Request) -> pl.DataFrame:
     #    Backend.small; a polars evaluation of a DuckDB file asks DuckDB for its first and last dates)
     sbk = bk.small()
     sctx = q.Ctx(sbk, cat, req.by, req.filters)
-    first: dict[str, object] = {}
-    if req.as_of is None or req.period is None:
-        for table, items in stats_items(cat, closure).items():
-            first[f"stats:{table}"] = q.stats_query(sctx, table, items, first=req.period is None)
-    if money:
-        first["fx"] = sbk.read("fx_rates", ["date", "currency", "rate_to_base"])
-    if level is not None:
-        first["targets"] = tg.targets_query(sbk, req.kpis, level)
+    stats_needed = req.as_of is None or req.period is None
+    skey = _key(sbk, req, "first", stats_needed, req.period is None, money, level)
+    first = PLANS.get(skey, cat)
+    if first is None:
+        first = {}
+        if stats_needed:
+            for table, items in stats_items(cat, closure).items():
+                first[f"stats:{table}"] = q.stats_query(sctx, table, items, first=req.period is None)
+        if money:
+            first["fx"] = sbk.read("fx_rates", ["date", "currency", "rate_to_base"])
+        if level is not None:
+            first["targets"] = tg.targets_query(sbk, req.kpis, level)
+        PLANS.put(skey, cat, first)
     got = dict(zip(first, sbk.collect_all(list(first.values())), strict=True))
     stats = [f for key, f in got.items() if key.startswith("stats:")]
     lo_data = min((s["lo"][0] for s in stats if s["lo"][0] is not None), default=None)
@@ -268,44 +277,30 @@ def run(crm, bk, req: Request) -> pl.DataFrame:
         start, end = req.period
     as_of = req.as_of or hi_data or end
 
-    # 2. periods and the windows to compute: covered parts, comparisons, cumulative windows
-    ps = periods(start, end, req.grain, as_of)
-    win = Windows()
-    cur = [win.id(p.lo, p.hi) if p.hi is not None else None for p in ps]
-    cmp = [_cmp_window(win, p, req, start, end, as_of) for p in ps] if req.compare else [None] * len(ps)
-    base = sorted({w for w in (*cur, *cmp) if w is not None})
-    needs = Needs({}, {}, {}, {}, {})
-    bounds = {w: (lo, hi) for w, lo, hi in win.bounds(base)}
-    for name, k in kpis.items():
-        for mname in k.measure_names if isinstance(k, SimpleKpi | RatioKpi | CumulativeKpi) else ():
-            check_measure(cat.measure(mname), name)
-            needs.add(cat.measure(mname), base)
-        if isinstance(k, CumulativeKpi):
-            cmap = needs.cum_maps.setdefault(k.window, {})
-            for w in base:
-                cmap[w] = win.id(cumulative_start(bounds[w][1], k.window), bounds[w][1])
-            needs.add(cat.measure(k.measure), list(cmap.values()))
+    # 2. periods, the windows to compute (covered parts, comparisons, cumulative windows) and the
+    #    queries: a pure function of the request, its dates and the file's schema, compiled once
+    #    (the SQL backend's queries are text: see PLANS) and run on every call
+    pkey = _key(bk, req, "plan", start, end, as_of)
+    plan = PLANS.get(pkey, cat)
+    if plan is None:
+        plan = _windows(kpis, req, start, end, as_of)
+    if money and plan.win.ids:
+        rates = dense_rates(got["fx"], plan.lo_all, plan.hi_all, config.base_currency())
+        if bk.sql:
+            bk.register(RATES, rates)  # the queries name it (crmlib.kpis._sql)
+        else:
+            ctx.rates = bk.frame(rates)
+    if plan.queries is None:
+        plan.queries = _queries(ctx, kpis, plan, closure)
+        plan.diagnostics, plan.shared = ctx.diagnostics, getattr(bk, "shared", None)
+        PLANS.put(pkey, cat, plan)
+    else:
+        ctx.diagnostics = plan.diagnostics
+        bk.shared = plan.shared
+    ps, win, cur, cmp, base, needs = plan.ps, plan.win, plan.cur, plan.cmp, plan.base, plan.needs
 
     # 3. the queries, collected together
-    if money and win.ids:
-        lo_all = min(lo for lo, _ in win.ids)
-        ctx.rates = bk.frame(dense_rates(got["fx"], lo_all, max(as_of, end), config.base_currency()))
-    queries: dict[str, object] = {}
-    for key, ms in needs.flows.items():
-        queries[f"flow:{key}"] = q.flow_query(ctx, key[0], key[1], list(ms.values()),
-                                              win.bounds(needs.flow_wids[key]))
-    for key, ms in needs.snaps.items():
-        ends = [(w, hi) for w, _, hi in win.bounds(needs.snap_wids[key])]
-        queries[f"snap:{key}"] = q.snapshot_query(ctx, key[0], key[1], list(ms.values()), ends)
-    for name, k in kpis.items():
-        if isinstance(k, ConversionKpi) and base:
-            queries[f"conv:{name}"] = q.conversion_query(
-                ctx, cat.measure(k.base), cat.measure(k.converted), k.entity, k.window_days, win.bounds(base)
-            )
-    if req.by:
-        for table in dict.fromkeys(t for n in closure for t in tables_of(cat, n) if not t.startswith("external:")):
-            queries[f"domain:{table}"] = q.domain_query(ctx, table)
-    results = dict(zip(queries, bk.collect_all(list(queries.values())), strict=True))
+    results = dict(zip(plan.queries, bk.collect_all(list(plan.queries.values())), strict=True))
     check_currencies(bk, ctx, results)
 
     # 4. KPI values on grids of windows x groups
@@ -336,6 +331,118 @@ def run(crm, bk, req: Request) -> pl.DataFrame:
     out = out.sort(["_o", "period", *req.by], nulls_last=True).drop("_o")
     return out.select("kpi", "period", *req.by, "value", "comparison", "delta", "delta_pct", "target",
                       "attainment", "gap", "status", "projection", "days", "complete")
+
+
+@dataclass
+class Plan:
+    """What an evaluation computes: its periods, windows and queries (see :data:`PLANS`)."""
+
+    ps: list[Period]
+    win: Windows
+    cur: list
+    cmp: list
+    base: list[int]
+    needs: Needs
+    lo_all: dt.date | None  # the first and last day of any window (the days rates are needed for)
+    hi_all: dt.date | None
+    queries: dict[str, object] | None = None  # key -> query (crmlib.kpis._sql.Sql for SQL backends)
+    diagnostics: dict | None = None  # measure -> query describing rows without a rate
+    shared: dict | None = None  # the CTEs the SQL queries read (DuckDBBackend.shared)
+
+
+def _key(bk, req: Request, *parts) -> tuple | None:
+    """The key of what :data:`PLANS` keeps for ``req`` on ``bk``; None when the backend's queries
+    cannot be reused (they read frames of the evaluation itself: polars, relations)."""
+    token = bk.plan_token() if hasattr(bk, "plan_token") else None
+    if token is None:
+        return None
+    filters = tuple((d, tuple(v)) for d, v in req.filters.items())
+    return (*parts, req.kpis, req.by, filters, req.grain, req.compare, token)
+
+
+def _windows(kpis, req: Request, start, end, as_of) -> Plan:
+    cat = req.catalog
+    ps = periods(start, end, req.grain, as_of)
+    win = Windows()
+    cur = [win.id(p.lo, p.hi) if p.hi is not None else None for p in ps]
+    cmp = [_cmp_window(win, p, req, start, end, as_of) for p in ps] if req.compare else [None] * len(ps)
+    base = sorted({w for w in (*cur, *cmp) if w is not None})
+    needs = Needs({}, {}, {}, {}, {})
+    bounds = {w: (lo, hi) for w, lo, hi in win.bounds(base)}
+    for name, k in kpis.items():
+        for mname in k.measure_names if isinstance(k, SimpleKpi | RatioKpi | CumulativeKpi) else ():
+            check_measure(cat.measure(mname), name)
+            needs.add(cat.measure(mname), base)
+        if isinstance(k, CumulativeKpi):
+            cmap = needs.cum_maps.setdefault(k.window, {})
+            for w in base:
+                cmap[w] = win.id(cumulative_start(bounds[w][1], k.window), bounds[w][1])
+            needs.add(cat.measure(k.measure), list(cmap.values()))
+    lo_all = min(lo for lo, _ in win.ids) if win.ids else None
+    hi_all = max(hi for _, hi in win.ids) if win.ids else None
+    return Plan(ps, win, cur, cmp, base, needs, lo_all, hi_all)
+
+
+def _queries(ctx, kpis, plan: Plan, closure) -> dict[str, object]:
+    """Each fact table's queries: one per time column, one per snapshot, conversions, groups."""
+    cat, needs, win, base = ctx.catalog, plan.needs, plan.win, plan.base
+    queries: dict[str, object] = {}
+    for key, ms in needs.flows.items():
+        queries[f"flow:{key}"] = q.flow_query(ctx, key[0], key[1], list(ms.values()),
+                                              win.bounds(needs.flow_wids[key]))
+    for key, ms in needs.snaps.items():
+        ends = [(w, hi) for w, _, hi in win.bounds(needs.snap_wids[key])]
+        queries[f"snap:{key}"] = q.snapshot_query(ctx, key[0], key[1], list(ms.values()), ends)
+    for name, k in kpis.items():
+        if isinstance(k, ConversionKpi) and base:
+            queries[f"conv:{name}"] = q.conversion_query(
+                ctx, cat.measure(k.base), cat.measure(k.converted), k.entity, k.window_days, win.bounds(base)
+            )
+    if ctx.by:
+        for table in dict.fromkeys(t for n in closure for t in tables_of(cat, n) if not t.startswith("external:")):
+            queries[f"domain:{table}"] = q.domain_query(ctx, table)
+    return queries
+
+
+class PlanCache:
+    """The last compiled plans, by request and catalog (a small LRU of the process).
+
+    Only pure things are kept: SQL text, the calendars it reads, the windows; never data. Every
+    evaluation still runs its queries on the source (and reads the exchange rates and the data's
+    dates), so a changed file gives new values; a changed schema gives another key. The catalog
+    is compared by identity (it is frozen; ``default_catalog()`` returns the same object until a
+    file changes) and kept alive by its entries.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._items: dict[tuple, tuple[object, object]] = {}
+        self._lock = threading.Lock()  # evaluations may run in threads (a dashboard's sections)
+
+    def get(self, key: tuple | None, catalog):
+        if key is None:
+            return None
+        with self._lock:
+            item = self._items.pop((id(catalog), *key), None)
+            if item is None:
+                return None
+            self._items[(id(catalog), *key)] = item  # the most recently used last
+        return item[1] if item[0] is catalog else None
+
+    def put(self, key: tuple | None, catalog, value) -> None:
+        if key is None:
+            return
+        with self._lock:
+            self._items[(id(catalog), *key)] = (catalog, value)
+            while len(self._items) > self.size:
+                self._items.pop(next(iter(self._items)))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+PLANS = PlanCache()
 
 
 def _cmp_window(win: Windows, p: Period, req: Request, start, end, as_of) -> int | None:

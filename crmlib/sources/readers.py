@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import duckdb
@@ -83,6 +85,21 @@ def _pushdown(predicate, schema_, engine_types):
         return None, predicate
 
 
+def _stamp(path: str) -> tuple:
+    """What identifies the content of a DuckDB file while a read-only connection holds it (no process
+    can write it meanwhile): the file's and its write-ahead log's identity, size and modification
+    time. A cache of things derived from the schema (compiled SQL) is keyed by it."""
+    out: list = [str(Path(path).resolve())]
+    for f in (path, f"{path}.wal"):
+        try:
+            st = os.stat(f)
+        except OSError:
+            out.append(None)
+        else:
+            out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 class DuckDBReader:
     """Reads canonical tables from a DuckDB file, read-only, as lazy frames."""
 
@@ -97,7 +114,24 @@ class DuckDBReader:
                 f"Cannot open DuckDB file {path}: {exc}. If another process is writing to it, wait for it to finish; "
                 "if the file is not a DuckDB database, point CRMLIB_SOURCE elsewhere."
             ) from None
-        self._tables = {r[0] for r in self.con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
+        self.stamp = _stamp(path)
+        self._table_names: set[str] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def _tables(self) -> set[str]:
+        # listed when first needed: the first catalog query of a connection costs ~6 ms, and an
+        # evaluation of KPIs whose SQL is already compiled needs no list (crmlib.kpis.engine.PLANS);
+        # on a cursor of its own, as the scans and the KPI engine query (maybe from other threads)
+        with self._lock:
+            if self._table_names is None:
+                cur = self.con.cursor()
+                try:
+                    rows = cur.sql("SELECT table_name FROM information_schema.tables").fetchall()
+                finally:
+                    cur.close()
+                self._table_names = {r[0] for r in rows}
+        return self._table_names
 
     def available(self) -> tuple[str, ...]:
         return tuple(t for t in schema.TABLE_NAMES if t in self._tables)

@@ -490,3 +490,31 @@ measures:
     assert f1.value == dt.date(2025, 1, 1)
     assert f2.value == dt.datetime(2025, 6, 30)
     assert f3.value == ("closed_won",)
+
+
+def test_yaml_parsed_in_c_and_in_python_alike():
+    """libyaml parses the catalog when PyYAML has it: the same data, lines and duplicate keys; errors
+    worded as the Python parser words them."""
+    import yaml
+
+    from crmlib.kpis import _yaml
+
+    def shape(x):
+        if isinstance(x, dict):
+            return (getattr(x, "line", None), dict(getattr(x, "lines", {})), {k: shape(v) for k, v in x.items()})
+        return [shape(v) for v in x] if isinstance(x, list) else x
+
+    files = [*Path(_yaml.__file__).parent.glob("*.yaml"), *FIXTURES.glob("*.yaml")]
+    text = "a: 1\nb:\n  c: [1, 2]\n  c: 3\na: 2\n"
+    for t in [text, *(f.read_text(encoding="utf-8") for f in files)]:
+        try:
+            py = _yaml._load(_yaml._Loader, t)
+        except yaml.YAMLError as exc:
+            with pytest.raises(yaml.YAMLError) as got:
+                _yaml.load_yaml(t)
+            assert str(got.value) == str(exc)
+            continue
+        fast = _yaml.load_yaml(t)
+        assert shape(fast[0]) == shape(py[0])
+        assert [(d.key, d.line, d.first_line) for d in fast[1]] == [(d.key, d.line, d.first_line) for d in py[1]]
+    assert [d.key for d in _yaml.load_yaml(text)[1]] == ["c", "a"]
