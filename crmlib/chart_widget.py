@@ -6,11 +6,11 @@ moved ~45 MB through the kernel's websocket and had charts miss anywidget's 2-se
 ("[anywidget] Failed to initialize model"), after which they ignored updates (docs/NOTES.md, session 2).
 
 :class:`Chart` keeps the figure as one JSON string trait (``spec``) and ships a front-end module of a
-few lines. plotly.js comes once per page: ``crmlib serve``'s page loads it from the server before
-the widgets start (the installed plotly package's ``plotly.min.js``, cached by the browser); elsewhere (JupyterLab) the
-first chart asks its kernel, which sends the same file as one binary buffer. Nothing is fetched from the
-internet. Every other chart of the page waits for that same copy. A new ``spec`` is drawn with ``Plotly.react`` in place, so an update
-is one message and one redraw (no flicker). A click on a point calls the ``on_click`` callbacks with
+few lines. plotly.js comes once per page: ``crmlib serve``'s page loads it from the server before the
+widgets start (the installed plotly package's ``plotly.min.js``, cached by the browser); elsewhere
+(JupyterLab) the first chart asks its kernel, which sends the same file as one binary buffer. Nothing is
+fetched from the internet. Every other chart of the page waits for that same copy. A new ``spec`` is drawn
+with ``Plotly.react`` in place, so an update is one message and one redraw (no flicker). A click on a point calls the ``on_click`` callbacks with
 ``{"x", "y", "index", "trace", "customdata"}``, the point shape the dashboard's drill-downs take.
 """
 
@@ -24,6 +24,7 @@ from typing import Any
 
 import anywidget
 import traitlets
+from plotly.io.base_renderers import MimetypeRenderer
 
 log = logging.getLogger("crmlib.dashboard")
 
@@ -193,3 +194,15 @@ class Chart(anywidget.AnyWidget):
             self.click(content["point"])
         else:
             log.debug("chart widget: ignored message %s", json.dumps(content)[:200])
+
+
+class ChartRenderer(MimetypeRenderer):
+    """A plotly renderer that shows a figure as a :class:`Chart` widget (``crmlib.notebook.start`` uses it
+    for interactive kernels, so a notebook's plain ``go.Figure`` outputs draw like the dashboards' charts
+    under Voila: one plotly.js per page, no second copy through plotly's own front-end extension)."""
+
+    def to_mimebundle(self, fig_dict):
+        import plotly.graph_objects as go
+
+        bundle = Chart(go.Figure(fig_dict))._repr_mimebundle_()
+        return bundle[0] if isinstance(bundle, tuple) else bundle  # anywidget gives (data, metadata)

@@ -1,7 +1,8 @@
 """What a notebook calls first: ``crm = crmlib.notebook.start(source, lang=lang, interactive=interactive)``.
 
-It sets the plotly renderer so executed notebooks export to self-contained HTML
-(``plotly_mimetype+notebook``: plotly.js embedded once, renders offline; see STACK-NOTES), checks the
+It sets the plotly renderer: executed notebooks (``interactive=False``) export to self-contained HTML
+(``plotly_mimetype+notebook``: plotly.js embedded once, renders offline; see STACK-NOTES); interactive
+kernels (Voila, JupyterLab) show figures as :class:`crmlib.chart_widget.Chart` widgets. It checks the
 parameters and opens the data. A database password never belongs in a notebook parameter, because
 papermill writes parameters into its outputs: pass ``source="db"`` and set ``CRMLIB_DB_URL``.
 """
@@ -16,6 +17,7 @@ from .errors import ConfigError
 from .i18n import check_lang
 
 RENDERER = "plotly_mimetype+notebook"
+INTERACTIVE_RENDERER = "crmlib_chart"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,10 @@ def start(source: str = "", lang: str = "en", interactive: bool = True) -> sourc
         )
     import plotly.io as pio
 
-    pio.renderers.default = os.environ.get("PLOTLY_RENDERER", RENDERER)
+    if interactive:
+        from .chart_widget import ChartRenderer
+
+        pio.renderers["crmlib_chart"] = ChartRenderer()
+    pio.renderers.default = os.environ.get("PLOTLY_RENDERER", INTERACTIVE_RENDERER if interactive else RENDERER)
     SETTINGS = Settings(lang=lang, interactive=interactive)
     return sources.open(source or None)

@@ -63,8 +63,13 @@ async def open_dashboard(context, url: str, notebook: str, figures: int, timeout
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)[:200]))
+    console: list[str] = []  # console errors, reported only when the page does not draw (to say why)
+    page.on("console", lambda m: console.append(m.text[:200]) if m.type == "error" else None)
     await page.goto(f"{url}voila/render/{notebook}", wait_until="commit", timeout=timeout_ms)
-    await page.wait_for_function(DRAWN, arg=figures, timeout=timeout_ms, polling="raf")
+    try:
+        await page.wait_for_function(DRAWN, arg=figures, timeout=timeout_ms, polling="raf")
+    except Exception as exc:
+        raise type(exc)(f"{str(exc).splitlines()[0]} (console errors: {console[-3:]})") from exc
     load_ms = await page.evaluate("() => performance.now()")  # page time origin = navigation start
     return page, load_ms / 1000, errors
 
@@ -143,6 +148,35 @@ def run_viewers(
     # a loop already runs here (Playwright's sync API in the same test session): run ours in a thread
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, job).result()
+
+
+def returning_viewer(url, notebook: str, figures: int, visits: int, before_visit, timeout_ms: int = 300_000) -> list:
+    """One viewer opening ``notebook`` ``visits`` times in the same browser profile (a persistent one, so
+    the HTTP and compiled-code caches work as in a real browser); ``before_visit(i)`` runs before each
+    visit (e.g. to wait for a preheated kernel). Returns the load seconds of each visit (None on error)."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    loads: list = []
+    with tempfile.TemporaryDirectory(prefix="crmlib-viewer-") as profile, sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            profile, executable_path=require_chromium(), args=ARGS, headless=True, viewport={"width": 1300, "height": 1000})
+        try:
+            for i in range(visits):
+                before_visit(i)
+                page = context.new_page()
+                try:
+                    page.goto(f"{url}voila/render/{notebook}", wait_until="commit", timeout=timeout_ms)
+                    page.wait_for_function(DRAWN, arg=figures, timeout=timeout_ms, polling="raf")
+                    loads.append(page.evaluate("() => performance.now()") / 1000)
+                except Exception:  # noqa: BLE001 - a timeout is reported as a missing time
+                    loads.append(None)
+                finally:
+                    page.close()
+        finally:
+            context.close()
+    return loads
 
 
 class PeakRss:
