@@ -14,6 +14,7 @@ The server tests start kernels only where a notebook is rendered (``pool=0`` els
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import urllib.error
@@ -242,6 +243,7 @@ def test_page_loads_plotly_js_once_from_the_server_and_nothing_from_a_cdn(tmp_pa
     assert status == 200 and body.count('id="crmlib-plotly-js"') == 1
     assert 'src="/voila/static/plotly.min.js"' in body
     assert "mermaid" not in body and "cdnjs" not in body  # no diagram/maths script from a CDN
+    assert not re.findall(r'(?:src|href)="https?://', body)  # nothing at all from another host
     assert js_status == 200 and js.encode("utf-8") == plotly_js()  # the installed plotly package's bundle
 
 
