@@ -31,6 +31,7 @@ and a ``filters`` mapping (the service area) get ``period=(start, end)`` and ``f
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import inspect
 import logging
@@ -299,10 +300,7 @@ class Dashboard:
         return sorted(touched)
 
     def _batch(self):
-        import contextlib
-
-        batch = getattr(self.crm, "batch", None)
-        return batch() if callable(batch) else contextlib.nullcontext()
+        return self.crm.batch() if self.crm is not None else contextlib.nullcontext()
 
     # -- the filter bar -----------------------------------------------------------------------------
     def options(self, name: str) -> list[tuple[str, str]]:

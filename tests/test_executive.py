@@ -22,7 +22,7 @@ import nbformat
 import polars as pl
 import pytest
 import yaml
-from notebook_checks import assert_thin_sections
+from notebook_checks import assert_thin_sections, stored_parameters
 
 import crmlib
 from crmlib import executive
@@ -358,13 +358,7 @@ def test_views_render_in_both_languages(summary):
 # ---------------------------------------------------------------------------------------------------
 def test_notebook_is_thin_and_stored_without_outputs():
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# Executive summary")
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
-    params = code[0]
-    assert params.metadata.get("tags") == ["parameters"]
-    body = ast.parse(params.source).body
-    assert [n.target.id for n in body] == list(PARAMETERS)
+    code, body = stored_parameters(nb, "Executive summary", PARAMETERS)
     assert all(isinstance(n, ast.AnnAssign) and isinstance(n.value, ast.Constant) for n in body)
     assert_thin_sections(nb, code)
 

@@ -21,7 +21,7 @@ import nbformat
 import polars as pl
 import pytest
 import yaml
-from notebook_checks import assert_thin_sections
+from notebook_checks import assert_thin_sections, stored_parameters
 
 import crmlib
 from crmlib import roi
@@ -395,13 +395,7 @@ def test_views_in_both_languages():
 # ---------------------------------------------------------------------------------------------------
 def test_notebook_is_thin_and_stored_without_outputs():
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ROI calculator")
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
-    params = code[0]
-    assert params.metadata.get("tags") == ["parameters"]
-    body = ast.parse(params.source).body
-    assert [n.target.id for n in body] == list(PARAMETERS)
+    code, body = stored_parameters(nb, "ROI calculator", PARAMETERS)
     # simple scalars only, so that a dashboard can offer them as widgets
     assert all(isinstance(n, ast.AnnAssign) for n in body)
     assert all(type(ast.literal_eval(n.value)).__name__ == n.annotation.id for n in body)  # typed literals

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from notebook_checks import assert_thin_sections
+from notebook_checks import assert_thin_sections, stored_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = {name: ROOT / "notebooks" / f"{name}.ipynb" for name in ("sales", "performance")}
@@ -23,14 +23,9 @@ NO_DATA = "No data for this selection."
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
 def test_notebook_is_thin_and_stored_without_outputs(name):
     nb = nbformat.read(NOTEBOOKS[name], as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
-    params = code[0]
-    assert params.metadata.get("tags") == ["parameters"]
-    assert [n.target.id for n in ast.parse(params.source).body] == list(PARAMETERS)  # typed literals only
-    assert all(isinstance(n, ast.AnnAssign) and isinstance(n.value, ast.Constant) for n in ast.parse(params.source).body)
-    assert "'" not in params.source.split("\n", 1)[1].replace('""', "")  # no quotes in help comments
+    code, body = stored_parameters(nb, "", PARAMETERS)
+    assert all(isinstance(n, ast.AnnAssign) and isinstance(n.value, ast.Constant) for n in body)  # typed literals
+    assert "'" not in code[0].source.split("\n", 1)[1].replace('""', "")  # no quotes in help comments
     assert_thin_sections(nb, code)
 
 

@@ -223,11 +223,6 @@ def pipeline_coverage(crm, start=None, end=None, grain: str | None = "month", te
 
 
 def _coverage(crm, sel: Selection, grain: str | None, by: str | None) -> pl.DataFrame:
-    # the KPI card (pipeline_coverage_kpi) and the coverage chart of one dashboard update share it
-    return crm.once(("sales.coverage", sel.key, grain, by), lambda: _coverage_of(crm, sel, grain, by))
-
-
-def _coverage_of(crm, sel: Selection, grain: str | None, by: str | None) -> pl.DataFrame:
     group = [by] if by else []
     per = _snapshot_rule(periods(sel, grain), sel.as_of, "coverage")
     pipe = _period_pipeline(crm, sel, per, group)
