@@ -195,7 +195,7 @@ def plot_trends(frame: pl.DataFrame, lang: str = "en") -> go.Figure:
     for i, kpi in enumerate(kpis):
         part = frame.filter(pl.col("kpi") == kpi).sort("period")
         r, c = i // cols + 1, i % cols + 1
-        x = part.get_column("period").to_list()
+        x = part.get_column("period").to_numpy()  # arrays, not lists: plotly checks and copies them whole
         series = [("value", LABELS["actual"][lang], {"width": 2.5, "color": "#0969da"}, "lines+markers"),
                   ("target", LABELS["target"][lang], {"dash": "dash", "width": 1.5, "color": "#cf222e"}, "lines"),
                   ("comparison", LABELS["comparison"][lang], {"dash": "dot", "width": 1.5, "color": "#8c959f"},
@@ -204,7 +204,7 @@ def plot_trends(frame: pl.DataFrame, lang: str = "en") -> go.Figure:
             ys = part.get_column(col)
             if ys.is_null().all():
                 continue
-            fig.add_trace(go.Scatter(x=x, y=ys.to_list(), name=name, mode=mode, line=line, legendgroup=col,
+            fig.add_trace(go.Scatter(x=x, y=ys.to_numpy(), name=name, mode=mode, line=line, legendgroup=col,
                                      showlegend=col not in shown, text=_fmt(kpi, ys.to_list(), lang),
                                      hovertemplate="%{x}: %{text}<extra></extra>"), row=r, col=c)
             shown.add(col)

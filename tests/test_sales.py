@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+from polars.testing import assert_frame_equal
 import pytest
 from sales_fixture import D, write_hand_warehouse
 
@@ -289,6 +290,27 @@ def test_kpi_summary_with_quota_and_the_external_kpis(crm):
     assert (t1["revenue"]["value"], t1["revenue"]["target"]) == approx((1300, 3600))
     assert t1["commit_attainment"]["value"] == approx((1300 + 1200) / 3600)
     assert sales.kpi_summary(crm, **Q1, team="T9").height == 0  # no deals: an empty frame (cards say so)
+
+
+@pytest.mark.parametrize("grain", ["day", "week", "month", "quarter", "year"])
+@pytest.mark.parametrize("team", [None, "Alpha"])
+def test_kpi_summary_is_the_last_period_of_the_whole_range(crm, grain, team):
+    # the cards evaluate only the latest period: the same rows as evaluating the whole range and
+    # keeping its last period (values, comparisons, targets, status)
+    from crmlib.sales.pipeline import SUMMARY_KPIS, _engine, select
+
+    got = sales.kpi_summary(crm, start="2025-01-15", end="2025-03-31", grain=grain, team=team)
+    whole = _engine(crm, select(crm, "2025-01-15", "2025-03-31", team), SUMMARY_KPIS, grain, "previous_period")
+    last = whole.filter(pl.col("period") == pl.col("period").max())
+    assert got.height == len(SUMMARY_KPIS) == last.height
+    assert_frame_equal(got.sort("kpi"), last.sort("kpi"), check_exact=False, rel_tol=1e-9)
+
+
+def test_pipeline_coverage_by_team_has_no_null_group(crm):
+    # weeks where no team has pipeline or won deals still get each team (with its quota), not a null team
+    got = sales.pipeline_coverage(crm, **Q1, grain="week", by="team")
+    assert got["team"].null_count() == 0
+    assert got.group_by("period").len()["len"].unique().to_list() == [got["team"].n_unique()]
 
 
 def test_velocity_and_trends(crm):

@@ -190,6 +190,13 @@ def periods(start: dt.date, end: dt.date, grain: str, as_of: dt.date) -> list[Pe
     return out
 
 
+def latest(start: dt.date, end: dt.date, grain: str) -> tuple[dt.date, dt.date]:
+    """The last grain period of [start, end], cut to it: all that KPI cards show. Evaluating only it gives
+    the same values, comparison and targets as evaluating the whole range and keeping its last period
+    (each period's comparison window depends on that period alone), for a fraction of the work."""
+    return (start, end) if grain == ALL else (max(trunc(end, grain), start), end)
+
+
 def comparison_window(p: Period, grain: str, compare: str, first: dt.date, last: dt.date) -> tuple[dt.date, dt.date]:
     """The same part of the previous period (or of the same period a year earlier): a partial period
     is compared with as many days from the start of the earlier period (month to date with the same

@@ -186,9 +186,24 @@ class Catalog:
 # --------------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------------
+_LISTINGS: dict[Path, tuple[int, tuple[Path, ...]]] = {}
+
+
+def _yaml_files(folder: Path) -> tuple[Path, ...]:
+    """The folder's *.yaml/*.yml files, sorted; listed again only when the folder changes (a file added,
+    removed or renamed changes its modification time): :func:`default_catalog` asks on every call."""
+    stamp = folder.stat().st_mtime_ns
+    kept = _LISTINGS.get(folder)
+    if kept is None or kept[0] != stamp:
+        kept = (stamp, tuple(sorted(q for q in folder.iterdir() if q.suffix in (".yaml", ".yml") and q.is_file())))
+        _LISTINGS[folder] = kept
+    return kept[1]
+
+
 def package_files() -> tuple[Path, ...]:
-    others = sorted(p.name for p in PACKAGE_DIR.glob("*.yaml") if p.name not in PACKAGE_FILES)
-    return tuple(PACKAGE_DIR / n for n in (*PACKAGE_FILES, *others) if (PACKAGE_DIR / n).is_file())
+    names = {p.name for p in _yaml_files(PACKAGE_DIR) if p.suffix == ".yaml"}
+    others = sorted(n for n in names if n not in PACKAGE_FILES)
+    return tuple(PACKAGE_DIR / n for n in (*PACKAGE_FILES, *others) if n in names)
 
 
 def user_files(paths: PathsArg, problems: list[CatalogProblem]) -> tuple[Path, ...]:
@@ -205,7 +220,7 @@ def user_files(paths: PathsArg, problems: list[CatalogProblem]) -> tuple[Path, .
     for entry in entries:
         p = Path(entry).expanduser()
         if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml") and q.is_file())
+            out += _yaml_files(p)
         elif p.is_file():
             out.append(p)
         else:

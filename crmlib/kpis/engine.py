@@ -27,7 +27,8 @@ Semantics (the KPI spec's are in :mod:`crmlib.kpis.spec`):
   its path (a column of its own, or a join on a foreign key). Rows whose dimension value is empty form
   their own group (null). The groups shown are the combinations of values that occur in the KPI's fact
   table(s), over all time, after the filters, each with a row for every period: **empty groups appear**
-  rather than missing rows. An empty group's value is 0 for a measure that adds up (sum, count, distinct
+  rather than missing rows. An external KPI's groups are those its provider returns and, when every
+  ``by`` dimension is filtered, the combinations of the filtered values. An empty group's value is 0 for a measure that adds up (sum, count, distinct
   count: no rows means none; a rep who sold nothing has revenue 0 and attainment 0, off track, not
   unknown), and null for averages, medians, minima, maxima, and for ratios and derived divisions whose
   denominator is 0 (a team with no closed deal has no win rate).
@@ -236,6 +237,17 @@ def resolve(kpis, by=(), grain="month", period=None, filters=None, compare=None,
 # --------------------------------------------------------------------------------------------
 # Running it
 # --------------------------------------------------------------------------------------------
+def pinned_groups(req: Request, keys: list[str]) -> list[pl.DataFrame]:
+    """``[the combinations of the filters' values]`` when every ``by`` dimension is filtered, else ``[]``:
+    groups an external KPI has even where its provider returns no row (a period without data)."""
+    if not req.by or any(b not in req.filters for b in req.by):
+        return []
+    frame = pl.DataFrame({keys[0]: list(req.filters[req.by[0]])}, schema={keys[0]: pl.String})
+    for b, k in zip(req.by[1:], keys[1:], strict=True):
+        frame = frame.join(pl.DataFrame({k: list(req.filters[b])}, schema={k: pl.String}), how="cross")
+    return [frame]
+
+
 def run(crm, bk, req: Request) -> pl.DataFrame:
     """Evaluate a checked request on a backend (see :func:`evaluate`)."""
     from . import targets as tg
@@ -310,7 +322,8 @@ def run(crm, bk, req: Request) -> pl.DataFrame:
     asm.domains = {key[7:]: f for key, f in results.items() if key.startswith("domain:")}
     for n, func in providers.items():
         asm.externals[n] = external(crm, func, kpis[n], req, win, base, ctx.keys)
-        asm.domains[f"external:{n}"] = asm.externals[n].select(ctx.keys).unique()
+        asm.domains[f"external:{n}"] = pl.concat([asm.externals[n].select(ctx.keys), *pinned_groups(req, ctx.keys)],
+                                                 how="vertical_relaxed").unique()
     asm.windows = win.frame()
     observed = [(w, p) for w, p in zip(cur, ps, strict=True) if w is not None]
     asm.factors = pl.DataFrame({"wid": [w for w, _ in observed], "_f": [p.period_days / p.days for _, p in observed]},

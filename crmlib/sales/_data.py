@@ -205,6 +205,10 @@ _NOFX = pl.col("_nofx").sum().alias("_nofx")
 def opportunities(crm, sel: Selection) -> pl.LazyFrame:
     """The selected opportunities with ``owner`` (name), ``team_id``, ``department``, ``account`` (name),
     ``region``: the deal columns the analytics need."""
+    return crm.once_frame(("sales.opportunities", tuple(sorted(sel.filters.items()))), lambda: _opportunities(crm, sel))
+
+
+def _opportunities(crm, sel: Selection) -> pl.LazyFrame:
     users = crm.table("users").select("user_id", pl.col("name").alias("owner"), "team_id", "department")
     accounts = crm.table("accounts").select("account_id", pl.col("name").alias("account"), "region")
     lf = (
@@ -230,6 +234,12 @@ def history(crm, sel: Selection, deals: pl.LazyFrame | None = None) -> pl.LazyFr
 
     Deals without history rows get rows from their current record (see the module docstring). ``deals``
     (a frame with ``opportunity_id``) keeps only those deals, before any sorting."""
+    if deals is not None:
+        return _history(crm, sel, deals)
+    return crm.once_frame(("sales.history", sel.as_of), lambda: _history(crm, sel, None))
+
+
+def _history(crm, sel: Selection, deals: pl.LazyFrame | None) -> pl.LazyFrame:
     h = crm.table("opportunity_history").select(*_HIST_COLS)
     o = crm.table("opportunities")
     if deals is not None:
@@ -277,11 +287,21 @@ def states(crm, sel: Selection, days: Sequence[dt.date] | None = None, open_only
     ``forecast_category``, expected ``close_date``, ``entered`` (into the stage) and ``changed_at`` (last
     change). ``open_only``: only deals open then (a deal not yet created has no state)."""
     days = sorted(set(days or [sel.as_of]))
+    return crm.once_frame(("sales.states", sel.key, tuple(days), open_only),
+                          lambda: _states(crm, sel, days, open_only))
+
+
+def _states(crm, sel: Selection, days: list[dt.date], open_only: bool) -> pl.LazyFrame:
     snaps = pl.LazyFrame({"snapshot": days}, schema={"snapshot": pl.Date}).with_columns(
         (pl.col("snapshot").cast(pl.Datetime("us")) + pl.duration(days=1)).alias("_snap_end"))
     deals = opportunities(crm, sel).drop("stage", "amount", "currency", "probability", "close_date",
                                          "forecast_category")
-    h = history(crm, sel, deals if sel.filters else None).join_where(
+    if sel.filters:  # the history of the selected deals, shared by the batch's snapshots of the selection
+        key = ("sales.history", sel.as_of, tuple(sorted(sel.filters.items())))
+        h = crm.once_frame(key, lambda: history(crm, sel, deals))
+    else:
+        h = history(crm, sel)
+    h = h.join_where(
         snaps, pl.col("changed_at") < pl.col("_snap_end"), pl.col("valid_to") >= pl.col("_snap_end"))
     if open_only:
         h = h.filter(pl.col("stage").is_null() | pl.col("stage").is_in(OPEN_STAGES))

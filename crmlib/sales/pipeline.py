@@ -11,6 +11,7 @@ import polars as pl
 
 from .. import schema
 from ..errors import ConfigError
+from ..kpis._periods import check_grain, latest
 from ._data import (
     _NOFX,
     CATEGORIES,
@@ -48,13 +49,14 @@ def _engine(crm, sel: Selection, kpis: Sequence[str], grain: str, compare: str |
 
 def kpi_summary(crm, start=None, end=None, grain: str = "month", team=None, region=None, product=None,
                 kpis: Sequence[str] = SUMMARY_KPIS, compare: str | None = "previous_period") -> pl.DataFrame:
-    """The engine's rows for the sales KPI cards (:func:`crmlib.cards.kpi_cards` shows the latest period):
+    """The engine's rows of the latest ``grain`` period for the sales KPI cards (:func:`crmlib.cards.kpi_cards`):
     revenue with quota (attainment = quota attainment, gap = gap to quota), win rate, deal size, cycle,
     pipeline, commit attainment, coverage and velocity. Empty when the selection has no deal."""
     sel = select(crm, start, end, team, region, product)
     if not _has_deals(crm, sel):
         return _empty_engine()
-    return _engine(crm, sel, kpis, grain, compare)
+    lo, _ = latest(sel.start, sel.end, check_grain(grain))
+    return _engine(crm, replace(sel, start=lo), kpis, grain, compare)
 
 
 def trends(crm, start=None, end=None, grain: str = "month", team=None, region=None, product=None,
@@ -201,10 +203,11 @@ def _period_won(crm, sel: Selection, per: pl.DataFrame, by: Sequence[str], cut: 
 
 
 def _frame_by(per: pl.DataFrame, parts: Sequence[pl.DataFrame], by: Sequence[str]) -> pl.DataFrame:
-    """Periods × the groups that occur in any part, with every part joined (missing sums are 0)."""
+    """Periods × the groups that occur in any part (in any period), with every part joined (missing sums
+    are 0). A period where no group has rows still gets every group, never a row of null group."""
     keys = ["period", *by]
-    groups = pl.concat([p.select(keys) for p in parts], how="vertical_relaxed").unique()
-    base = per.join(groups, on="period", how="left") if by else per
+    groups = pl.concat([p.select(by) for p in parts], how="vertical_relaxed").unique() if by else None
+    base = per.join(groups, how="cross") if by else per
     for p in parts:
         base = base.join(p, on=keys, how="left", nulls_equal=True)
     return base
@@ -228,7 +231,7 @@ def _coverage(crm, sel: Selection, grain: str | None, by: str | None) -> pl.Data
     pipe = _period_pipeline(crm, sel, per, group)
     won = _period_won(crm, sel, per.with_columns(pl.col("snapshot").alias("_cut")), group, "_cut")
     q = quota(crm, sel, grain, by)
-    out = _frame_by(per, [pipe, won], group).join(q, on=["period", *group], how="left", nulls_equal=True)
+    out = _frame_by(per, [pipe, won, q], group)  # a group with quota and nothing else has coverage 0
     remaining = (pl.col("quota") - pl.col("won")).clip(lower_bound=0.0)
     cover = pl.when(pl.col("remaining_quota") > 0)
     return out.with_columns(
@@ -308,7 +311,7 @@ def _with_quota(crm, sel: Selection, per: pl.DataFrame, parts, by, grain) -> pl.
         q = pl.DataFrame(schema={"period": pl.Date, **{b: pl.String for b in group}, "target": pl.Float64})
     else:
         q = quota(crm, sel, grain, group[0] if group else None)
-    return _frame_by(per, parts, group).join(q, on=["period", *group], how="left", nulls_equal=True)
+    return _frame_by(per, [*parts, q], group)
 
 
 def commit_attainment_kpi(crm, by, grain, period, filters) -> pl.DataFrame:

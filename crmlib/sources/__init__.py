@@ -155,6 +155,13 @@ class Crm:
             self._batch[key] = compute()
         return self._batch[key]
 
+    def once_frame(self, key: tuple, make) -> pl.LazyFrame:
+        """``make()``, a lazy frame; inside a :meth:`batch` collected once per ``key`` and shared by every
+        caller of the batch (outside one, the lazy frame itself, so callers' filters still push down)."""
+        if self._batch is None:
+            return make()
+        return self.once(key, lambda: make().collect()).lazy()
+
     @property
     def kind(self) -> str:
         return self.resolved.kind

@@ -526,6 +526,36 @@ def test_external_kpi_calls_its_provider(crm, tmp_path, monkeypatch, backend):
     assert (by, grain, period) == (["team"], "month", (D(2024, 12, 1), D(2025, 3, 20)))
 
 
+def test_external_kpi_keeps_a_filtered_group_its_provider_has_no_row_for(crm, tmp_path, monkeypatch, backend):
+    # a provider with nothing for the period: grouped by team and filtered to S1, the row is still there
+    # (value null), as for a KPI of a fact table (empty groups appear rather than missing rows)
+    (tmp_path / "quiet_provider.py").write_text(textwrap.dedent("""
+        import polars as pl
+        def nothing(crm, by, grain, period, filters):
+            return pl.DataFrame(schema={"period": pl.Date, **{b: pl.String for b in by}, "value": pl.Float64})
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "quiet.yaml").write_text(textwrap.dedent("""
+        area: service
+        kpis:
+          quiet:
+            type: external
+            provider: quiet_provider:nothing
+            table: cases
+            dimensions: [team]
+            label: {en: Quiet, zh: Quiet}
+            description: Nothing.
+            unit: ratio
+            direction: higher
+    """))
+    cat = load_catalog(paths=[tmp_path / "quiet.yaml"])
+    r = evaluate(crm, "quiet", by="team", period=Q1, filters={"team": "S1"}, catalog=cat, backend=backend)
+    assert r.select("period", "team").rows() == [(D(2025, 1, 1), "S1"), (D(2025, 2, 1), "S1"), (D(2025, 3, 1), "S1")]
+    assert r["value"].null_count() == 3
+    # without a filter pinning the group there is no group to show
+    assert evaluate(crm, "quiet", by="team", period=Q1, catalog=cat, backend=backend).height == 0
+
+
 def test_errors_say_what_would_be_right(crm, cat):
     def err(**kw):
         args = dict(kpis="revenue", period=Q1, catalog=cat) | kw
