@@ -166,8 +166,12 @@ class Chart(anywidget.AnyWidget):
 
     @figure.setter
     def figure(self, figure) -> None:
+        self.show(figure)
+
+    def show(self, figure, spec: str | None = None) -> None:
+        """Draw ``figure``; ``spec``: its ``to_json()`` when already made (e.g. by a worker thread)."""
         self._figure = figure
-        self.spec = figure.to_json()
+        self.spec = figure.to_json() if spec is None else spec
 
     def on_click(self, callback: Callable[[dict], Any]) -> None:
         """Call ``callback(point)`` when a point is clicked in the browser."""

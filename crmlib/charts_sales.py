@@ -172,6 +172,15 @@ def _periods(dates) -> list[str]:
     return [("–" if d is None else d.strftime("%Y-%m") if monthly else d.isoformat()) for d in dates]
 
 
+MAX_BAR_LABELS = 40  # more bars than this (days, weeks): values in the hover only, not printed on the bars
+
+
+def _bar_text(n: int) -> str:
+    """``textposition`` for ``n`` labelled bars: outside them, or none when they would not be readable
+    (and would slow the browser down: each label is placed one by one)."""
+    return "outside" if n <= MAX_BAR_LABELS else "none"
+
+
 def _empty(frame: pl.DataFrame | None, value: str = "value") -> bool:
     return frame is None or frame.height == 0 or frame.get_column(value).is_null().all()
 
@@ -275,7 +284,7 @@ def plot_coverage(frame: pl.DataFrame, lang: str = "en") -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Bar(x=x, y=f.get_column("open_pipeline").to_list(), name=LABELS["open_pipeline"][lang],
                          marker_color="#0969da", text=["" if c is None else f"{c:.2f}×" for c in cov],
-                         textposition="outside"))
+                         textposition=_bar_text(len(x))))
     fig.add_trace(go.Bar(x=x, y=f.get_column("weighted_pipeline").to_list(), name=LABELS["weighted_pipeline"][lang],
                          marker_color="#54aeff"))
     fig.add_trace(go.Scatter(x=x, y=f.get_column("remaining_quota").to_list(), name=LABELS["remaining_quota"][lang],
@@ -313,7 +322,8 @@ def plot_velocity(frame: pl.DataFrame, lang: str = "en") -> go.Figure:
              f"{format_value(c, 'days', 1, lang)}" if None not in (o, a, w, c) else "–"
              for o, a, w, c in f.select("open_deals", "avg_deal_size", "win_rate", "cycle_days").iter_rows()]
     v = f.get_column("velocity_per_day").to_list()
-    fig = go.Figure(go.Bar(x=_periods(f.get_column("period").to_list()), y=v, text=_money(v, lang), textposition="outside",
+    fig = go.Figure(go.Bar(x=_periods(f.get_column("period").to_list()), y=v, text=_money(v, lang),
+                           textposition=_bar_text(len(v)),
                            customdata=parts, marker_color="#8250df",
                            hovertemplate="%{x}: %{text}<br>%{customdata}<extra></extra>"))
     fig.update_xaxes(type="category")

@@ -35,6 +35,7 @@ import contextlib
 import datetime as dt
 import inspect
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,8 +74,12 @@ FILTER_LABELS = {
     "download": {"en": "Download", "zh": "下载"},
     "close": {"en": "Close", "zh": "关闭"},
     "failed": {"en": "This section could not be computed", "zh": "此部分无法计算"},
+    "updating": {"en": "Updating…", "zh": "更新中…"},
 }
 DATE_FILTERS = ("start", "end", "as_of")
+# sections of one update computed at once (threads): one per core, at most 2 (a dashboard kernel shares
+# the server's cores with other viewers' kernels); CRMLIB_DASHBOARD_WORKERS=1 computes them in turn
+WORKERS = max(1, int(os.environ.get("CRMLIB_DASHBOARD_WORKERS", min(2, os.cpu_count() or 1))))
 
 
 def _label(key: str, lang: str) -> str:
@@ -122,6 +127,8 @@ class Dashboard:
     _controls: dict[str, Any] = field(default_factory=dict, repr=False)
     _sections: list[Section] = field(default_factory=list, repr=False)
     _bar: Any = field(default=None, repr=False)
+    _status: Any = field(default=None, repr=False)
+    updates: int = 0
 
     def __init__(self, crm, *, lang: str = "en", interactive: bool = True, where: Callable | None = None,
                  enums: dict[str, str] | None = None, **filters):
@@ -141,7 +148,9 @@ class Dashboard:
         self.filters = dict(filters)
         self._sections = []
         self._bar = None
+        self._status = None
         self._controls = {}
+        self.updates = 0  # filter changes fully drawn (the status element's data-updates)
 
     # -- computing ------------------------------------------------------------------------------
     def kwargs_for(self, fn: Callable, fixed: dict | None = None) -> dict:
@@ -254,21 +263,33 @@ class Dashboard:
 
         return handler
 
-    def _draw(self, section: Section) -> None:
+    def _shown(self, section: Section) -> tuple[Any, str | None]:
+        """What ``section`` shows now, and a figure's JSON (the part of a re-draw that may run in a worker
+        thread: nothing here touches a widget)."""
+        import plotly.graph_objects as go
+
+        shown = self.compute(section.compute, section.render, render_kw=section.render_kw, **section.fixed)
+        if isinstance(shown, go.Figure):
+            return shown, shown.to_json()
+        return shown, html_of(shown)
+
+    def _draw(self, section: Section, shown: tuple[Any, str | None] | None = None) -> None:
+        """Re-draw ``section`` (with ``shown`` from :meth:`_shown` when already computed)."""
         import ipywidgets as w
         import plotly.graph_objects as go
 
         from .chart_widget import Chart
 
-        shown = self.compute(section.compute, section.render, render_kw=section.render_kw, **section.fixed)
+        shown, text = shown if shown is not None else self._shown(section)
         if isinstance(shown, go.Figure):
             if section.drill_output is not None:
                 section.drill_output.value = ""
                 section.last_drill = None
             if section.figure is not None:
-                section.figure.figure = shown  # one message, redrawn in place with Plotly.react
+                section.figure.show(shown, text)  # one message, redrawn in place with Plotly.react
                 return
-            section.figure = Chart(shown, layout=w.Layout(width="100%"))
+            section.figure = Chart(layout=w.Layout(width="100%"))
+            section.figure.show(shown, text)
             section.output = None
             if section.drill is not None:
                 section.figure.on_click(self._clicked(section))
@@ -280,7 +301,7 @@ class Dashboard:
         if section.output is None:
             section.output = w.HTML(layout=w.Layout(width="100%"))
             section.widget.children = (section.output,)
-        section.output.value = html_of(shown)
+        section.output.value = text
 
     def update(self, **changes) -> list[int]:
         """Set filters and re-draw the sections that use them; returns the indexes re-drawn."""
@@ -291,13 +312,37 @@ class Dashboard:
         else:
             touched = []
         self.filters.update(changes)
-        with self._batch():  # the sections re-drawn read the data as one moment (crm.batch)
-            for i, section in enumerate(self._sections):
-                if i in touched or section.uses & set(changes):
-                    if i not in touched:
-                        touched.append(i)
-                    self._draw(section)
+        for i, section in enumerate(self._sections):
+            if i not in touched and section.uses & set(changes):
+                touched.append(i)
+        todo = [self._sections[i] for i in sorted(touched)]
+        self._show_status(busy=True)
+        try:
+            with self._batch():  # the sections re-drawn read the data as one moment (crm.batch)
+                if len(todo) > 1 and WORKERS > 1:
+                    # computed WORKERS at a time (polars and DuckDB work outside the GIL), each drawn as
+                    # soon as it is ready, by this thread: widgets are only touched here
+                    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+                    with ThreadPoolExecutor(WORKERS, thread_name_prefix="crmlib-dashboard") as pool:
+                        running = {pool.submit(self._shown, section): section for section in todo}
+                        for done in as_completed(running):
+                            self._draw(running[done], done.result())
+                else:
+                    for section in todo:
+                        self._draw(section)
+        finally:
+            self.updates += 1
+            self._show_status(busy=False)
         return sorted(touched)
+
+    def _show_status(self, busy: bool) -> None:
+        """Shows "Updating…" in the filter bar while sections re-draw; ``data-updates`` counts the
+        finished updates (a browser test waits for it)."""
+        if self._status is not None:
+            text = _label("updating", self.lang) if busy else ""
+            self._status.value = (f"<span class='crmlib-status-text' data-busy='{int(busy)}' "
+                                  f"data-updates='{self.updates}'>{text}</span>")
 
     def _batch(self):
         return self.crm.batch() if self.crm is not None else contextlib.nullcontext()
@@ -350,6 +395,10 @@ class Dashboard:
         lang.add_class("crmlib-filter-lang")
         self._controls["lang"] = lang
         controls.append(lang)
+        self._status = w.HTML(layout=w.Layout(align_self="center", margin="0 0 0 12px"))
+        self._status.add_class("crmlib-status")
+        self._show_status(busy=False)
+        controls.append(self._status)
         self._bar = w.HBox(controls, layout=w.Layout(flex_flow="row wrap"))
         self._bar.add_class("crmlib-filter-bar")
         return self._bar

@@ -92,15 +92,53 @@ def test_filter_bar_widgets_drive_the_sections(demo_warehouse):
         dash = Dashboard(crm, start="2025-01-01", team="", lang="en", interactive=True)
         dash.show(by_team, plot)
         bar = dash.filter_bar()
-        labels = [c.description for c in bar.children]
-        assert labels == ["From", "Team", "Language"]
+        *controls, status = bar.children
+        assert [c.description for c in controls] == ["From", "Team", "Language"]
+        assert "crmlib-status" in status._dom_classes and "data-updates='0'" in status.value
         team = bar.children[1]
         assert len(team.options) == n_teams + 1 and team.options[0] == ("All", "")
         CALLS.clear()
         team.value = team.options[1][1]  # a user picks the first team
         assert [("by_team", {"start": "2025-01-01", "team": team.options[1][1]})] == CALLS
+        # the status counts finished updates, idle again (what the browser tests wait for)
+        assert "data-updates='1'" in status.value and "data-busy='0'" in status.value
         bar.children[0].value = __import__("datetime").date(2025, 3, 1)
         assert CALLS[-1][1]["start"] == "2025-03-01"
+        assert "data-updates='2'" in status.value
+
+
+def test_status_says_updating_while_sections_redraw():
+    dash = Dashboard(None, start="2025-01-01", lang="zh", interactive=True)
+    seen = []
+    dash.show(lambda crm, *, start: seen.append(dash._status and dash._status.value) or pl.DataFrame(
+        {"team": ["T1"], "n": [1]}), plot)
+    dash.filter_bar()
+    dash.update(start="2025-02-01")
+    assert "更新中" in seen[-1] and "data-busy='1'" in seen[-1]  # during the update, in the page's language
+    assert "更新中" not in dash._status.value and "data-busy='0'" in dash._status.value
+
+
+def slow_team(crm, *, team=""):
+    import time
+
+    time.sleep(0.05)
+    return by_team(crm, start="2025-01-01", team=team)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sections_of_an_update_are_computed_together_and_drawn_each(monkeypatch, workers):
+    # two at a time (threads) or in turn: every section re-drawn, each with its own result
+    import crmlib.dashboard
+
+    monkeypatch.setattr(crmlib.dashboard, "WORKERS", workers)
+    dash = Dashboard(None, start="2025-01-01", team="", lang="en", interactive=True)
+    for _ in range(4):
+        dash.show(slow_team, plot)
+    dash.show(broken)  # a failing section among them still says so, and the others draw
+    assert dash.update(team="T2") == [0, 1, 2, 3, 4]
+    for section in dash._sections[:4]:
+        assert json.loads(section.figure.spec)["data"][0]["x"] == ["T2"]
+    assert "could not be computed" in dash._sections[4].output.value
 
 
 def by_period(crm, *, period, filters):
@@ -171,9 +209,9 @@ def test_language_switch_relabels_the_filter_bar(demo_warehouse):
     with crmlib.open(demo_warehouse) as crm:
         dash = Dashboard(crm, start="2025-01-01", team="", hours="business", lang="en", interactive=True)
         bar = dash.filter_bar()
-        assert [c.description for c in bar.children] == ["From", "Team", "Hours", "Language"]
-        bar.children[-1].value = "zh"
-        assert [c.description for c in bar.children] == ["开始", "团队", "计时", "语言"]
+        assert [c.description for c in bar.children[:-1]] == ["From", "Team", "Hours", "Language"]
+        bar.children[-2].value = "zh"  # the language toggle (the last child is the status)
+        assert [c.description for c in bar.children[:-1]] == ["开始", "团队", "计时", "语言"]
         assert bar.children[1].options[0] == ("全部", "") and bar.children[1].value == ""
         assert bar.children[2].options[0] == ("工作时间", "business")
 

@@ -20,6 +20,7 @@ import hashlib
 import os
 import re
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +88,18 @@ def resolve(source: str | os.PathLike | None = None) -> Resolved:
     )
 
 
+_ONCE_LOCK = threading.Lock()
+
+
+class _Once:
+    """A value of :meth:`Crm.once` being computed, or computed, by one thread."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value = None
+        self.error: BaseException | None = None
+
+
 @dataclass
 class Crm:
     """A handle on canonical CRM tables. Tables are polars ``LazyFrame``s with canonical columns and types.
@@ -148,12 +161,32 @@ class Crm:
             self._batch = None
 
     def once(self, key: tuple, compute):
-        """``compute()``, computed once per ``key`` inside a :meth:`batch` (every time outside one)."""
-        if self._batch is None:
+        """``compute()``, computed once per ``key`` inside a :meth:`batch` (every time outside one). Threads
+        of a batch (a dashboard computes its sections two at a time) asking for a key another thread is
+        computing wait for that result instead of computing it again."""
+        batch = self._batch
+        if batch is None:
             return compute()
-        if key not in self._batch:
-            self._batch[key] = compute()
-        return self._batch[key]
+        with _ONCE_LOCK:
+            entry = batch.get(key)
+            mine = entry is None
+            if mine:
+                entry = batch[key] = _Once()
+        if mine:
+            try:
+                entry.value = compute()
+            except BaseException as exc:
+                entry.error = exc
+                with _ONCE_LOCK:  # not kept: the next caller tries again
+                    batch.pop(key, None)
+                raise
+            finally:
+                entry.done.set()
+            return entry.value
+        entry.done.wait()
+        if entry.error is not None:
+            raise entry.error
+        return entry.value
 
     def once_frame(self, key: tuple, make) -> pl.LazyFrame:
         """``make()``, a lazy frame; inside a :meth:`batch` collected once per ``key`` and shared by every
