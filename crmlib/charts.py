@@ -7,6 +7,14 @@ import polars as pl
 
 from .i18n import t
 
+MAX_MARKERS = 60  # points per line beyond which markers are left out (days, weeks)
+
+
+def line_mode(n: int) -> str:
+    """Scatter ``mode`` for a line of ``n`` points: markers only while they can be told apart (hundreds
+    of daily markers hide the line and slow the browser: each one is an SVG element)."""
+    return "lines+markers" if n <= MAX_MARKERS else "lines"
+
 
 def plot_monthly_volume(volume: pl.DataFrame, lang: str = "en") -> go.Figure:
     """Lines of records per month, one per table (input: :func:`crmlib.overview.monthly_volume`)."""

@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 
 from . import config
 from .cards import STATUS_COLOURS, format_value
+from .charts import line_mode
 from .i18n import check_lang
 from .kpis.catalog import default_catalog
 
@@ -210,6 +211,7 @@ def plot_trends(frame: pl.DataFrame, lang: str = "en") -> go.Figure:
                   ("comparison", LABELS["comparison"][lang], {"dash": "dot", "width": 1.5, "color": "#8c959f"},
                    "lines")]
         for col, name, line, mode in series:
+            mode = line_mode(len(x)) if mode == "lines+markers" else mode
             ys = part.get_column(col)
             if ys.is_null().all():
                 continue
@@ -288,7 +290,7 @@ def plot_coverage(frame: pl.DataFrame, lang: str = "en") -> go.Figure:
     fig.add_trace(go.Bar(x=x, y=f.get_column("weighted_pipeline").to_list(), name=LABELS["weighted_pipeline"][lang],
                          marker_color="#54aeff"))
     fig.add_trace(go.Scatter(x=x, y=f.get_column("remaining_quota").to_list(), name=LABELS["remaining_quota"][lang],
-                             mode="lines+markers", line={"color": "#cf222e", "dash": "dash"}))
+                             mode=line_mode(len(x)), line={"color": "#cf222e", "dash": "dash"}))
     fig.update_layout(barmode="group")
     fig.update_xaxes(type="category")
     return _layout(fig, title, lang, x=LABELS["period"][lang], y=f"{LABELS['amount'][lang]} ({config.base_currency()})")
@@ -304,7 +306,7 @@ def plot_forecast_accuracy(frame: pl.DataFrame, lang: str = "en") -> go.Figure:
     for method in frame.get_column("method").unique(maintain_order=True).to_list():
         part = frame.filter(pl.col("method") == method).sort("period")
         fig.add_trace(go.Scatter(x=part.get_column("period").to_list(), y=part.get_column("accuracy").to_list(),
-                                 name=label(method, lang), mode="lines+markers"))
+                                 name=label(method, lang), mode=line_mode(part.height)))
     fig.update_yaxes(tickformat=".0%", range=[0, 1.05])
     return _layout(fig, title, lang, x=LABELS["period"][lang], y=LABELS["accuracy_axis"][lang])
 
@@ -404,7 +406,7 @@ def plot_attainment(frame: pl.DataFrame, lang: str = "en") -> go.Figure:
         part = frame.filter(pl.col("member_id") == member).sort("period")
         ys = part.get_column(key).to_list()
         fig.add_trace(go.Scatter(x=part.get_column("period").to_list(), y=ys, name=_member_names(part)[0],
-                                 mode="lines+markers", text=_fmt(kpi, part.get_column("value").to_list(), lang),
+                                 mode=line_mode(part.height), text=_fmt(kpi, part.get_column("value").to_list(), lang),
                                  hovertemplate="%{x}: %{y} · %{text}<extra></extra>"))
     if by_att:
         fig.add_hline(y=1.0, line_dash="dash", line_color="#57606a")

@@ -11,6 +11,7 @@ import polars as pl
 from plotly.subplots import make_subplots
 
 from . import schema
+from .charts import line_mode
 from .i18n import check_lang
 
 LABELS: dict[str, dict[str, str]] = {
@@ -104,7 +105,7 @@ def plot_trends(trends: pl.DataFrame, lang: str = "en") -> go.Figure:
                         subplot_titles=(t("cases", lang), t("backlog", lang)))
     for metric, colour in (("created", "#1f77b4"), ("solved", "#2ca02c")):
         part = trends.filter(pl.col("metric") == metric).sort("period")
-        fig.add_trace(go.Scatter(x=part["period"].to_list(), y=part["value"].to_list(), mode="lines+markers",
+        fig.add_trace(go.Scatter(x=part["period"].to_list(), y=part["value"].to_list(), mode=line_mode(part.height),
                                  name=t(metric, lang), line={"color": colour}), row=1, col=1)
     stock = trends.filter(pl.col("metric") == "backlog")
     for i, bucket in enumerate(stock["age_bucket"].unique(maintain_order=True).to_list()):
@@ -208,7 +209,7 @@ def plot_satisfaction(frame: pl.DataFrame, lang: str = "en") -> go.Figure:
         if part.height == 0 or part["value"].is_null().all():
             continue
         fig.add_trace(go.Scatter(x=part["period"].to_list(), y=part["value"].to_list(), name=t(kpi, lang),
-                                 mode="lines+markers", line={"color": colour, "dash": dash}, connectgaps=True),
+                                 mode=line_mode(part.height), line={"color": colour, "dash": dash}, connectgaps=True),
                       secondary_y=right)  # NPS surveys are often quarterly: join the points across months
     fig.update_layout(title=title, **_LAYOUT)
     fig.update_xaxes(title_text=t("period", lang))

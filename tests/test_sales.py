@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
-from polars.testing import assert_frame_equal
 import pytest
+from polars.testing import assert_frame_equal
 from sales_fixture import D, write_hand_warehouse
 
 import crmlib

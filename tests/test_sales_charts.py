@@ -96,3 +96,16 @@ def test_empty_tables_say_so(crm):
     assert "没有停滞商机" in TB.fmt_stalled_deals(S.stalled_deals(crm, **Q1, team="T9"), lang="zh").html
     assert "No data" in TB.fmt_leaderboard(P.leaderboard(crm, **Q1, team="T9")).html
     assert "No data" in TB.fmt_activity(P.activity(crm, **Q1, team="T9")).html
+
+
+def test_long_series_drop_markers_and_bar_labels(crm):
+    # a quarter by day (90 points): lines without markers, bars without printed labels (values on hover);
+    # by month (3 points): markers and labels
+    for grain, mode, text in (("day", "lines", "none"), ("month", "lines+markers", "outside")):
+        trends = C.plot_trends(S.trends(crm, grain=grain, **Q1), lang="en")
+        actual = [t for t in trends.data if t.name == "Actual"]
+        assert actual and {t.mode for t in actual} == {mode}, grain
+        velocity = C.plot_velocity(S.velocity(crm, grain=grain, **Q1), lang="en")
+        assert velocity.data[0].textposition == text and len(velocity.data[0].text) == len(velocity.data[0].y)
+        coverage = C.plot_coverage(S.pipeline_coverage(crm, grain=grain, **Q1), lang="en")
+        assert coverage.data[0].textposition == text and coverage.data[2].mode == mode
