@@ -275,3 +275,46 @@ def test_a_dashboard_update_reads_shared_lookups_once(demo_warehouse):
         dash.show(section, plot)
         dash.update(team="T2")  # both sections re-drawn in one batch: the lookup runs once for both
         assert seen[-2] == seen[-1] and seen[0] != seen[1]
+
+
+@pytest.mark.parametrize("kind", ["once", "memo"])
+def test_threads_asking_for_the_same_key_share_one_computation(demo_warehouse, kind):
+    # a dashboard computes sections two at a time: a lookup both need runs once, the other thread waits;
+    # a failure reaches both and is not kept (the next call computes again)
+    import threading
+    import time
+
+    import crmlib
+
+    with crmlib.open(demo_warehouse) as crm:
+        calls = []
+
+        def slow(fail=False):
+            calls.append(1)
+            time.sleep(0.2)
+            if fail:
+                raise ValueError("boom")
+            return len(calls)
+
+        def ask(key, out, fail=False):
+            try:
+                out.append(getattr(crm, kind)(key, lambda: slow(fail)))
+            except ValueError as exc:
+                out.append(str(exc))
+
+        with crm.batch():
+            got: list = []
+            threads = [threading.Thread(target=ask, args=(("k",), got)) for _ in range(3)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert got == [1, 1, 1] and len(calls) == 1
+            got = []
+            threads = [threading.Thread(target=ask, args=(("bad",), got, True)) for _ in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert got == ["boom", "boom"] and len(calls) == 2
+            assert getattr(crm, kind)(("bad",), lambda: slow()) == 3  # not kept: computed again

@@ -245,6 +245,10 @@ def test_page_loads_plotly_js_once_from_the_server_and_nothing_from_a_cdn(tmp_pa
     assert "mermaid" not in body and "cdnjs" not in body  # no diagram/maths script from a CDN
     assert not re.findall(r'(?:src|href)="https?://', body)  # nothing at all from another host
     assert js_status == 200 and js.encode("utf-8") == plotly_js()  # the installed plotly package's bundle
+    # anywidget's 2-second model start-up limit is extended before any of Voila's scripts run
+    shim = body.index('id="crmlib-anywidget-timeout"')
+    assert "ms === 2000 ? 60000 : ms" in body
+    assert shim < min(m.start() for m in re.finditer(r"<script[^>]*src=", body))
 
 
 # Every dashboard in the browser and the load test (10 concurrent viewers): tests/test_dashboards_browser.py.

@@ -100,6 +100,25 @@ class _Once:
         self.error: BaseException | None = None
 
 
+def _settle(entry: _Once, mine: bool, compute, forget):
+    """The value of ``entry``: computed here when ``mine`` (on failure ``forget()`` drops it, so that the
+    next caller tries again, and the error is raised to every waiter), else waited for."""
+    if mine:
+        try:
+            entry.value = compute()
+        except BaseException as exc:
+            entry.error = exc
+            forget()
+            raise
+        finally:
+            entry.done.set()
+        return entry.value
+    entry.done.wait()
+    if entry.error is not None:
+        raise entry.error
+    return entry.value
+
+
 @dataclass
 class Crm:
     """A handle on canonical CRM tables. Tables are polars ``LazyFrame``s with canonical columns and types.
@@ -136,15 +155,23 @@ class Crm:
 
     def memo(self, key: tuple, compute):
         """``compute()`` once per ``key`` for this handle (the last 16 results are kept): for analyses
-        that several dashboard sections or report cells share, such as an attribution run."""
-        if key in self._memo:
-            self._memo[key] = self._memo.pop(key)  # most recently used last
-            return self._memo[key]
-        value = compute()
-        if len(self._memo) >= 16:
-            self._memo.pop(next(iter(self._memo)))
-        self._memo[key] = value
-        return value
+        that several dashboard sections or report cells share, such as an attribution run. Sections
+        computed at the same time (threads) asking for the same key share one computation."""
+        with _ONCE_LOCK:
+            entry = self._memo.pop(key, None)
+            mine = entry is None
+            if mine:
+                entry = _Once()
+                while len(self._memo) >= 16:
+                    self._memo.pop(next(iter(self._memo)))
+            self._memo[key] = entry  # most recently used last
+        return _settle(entry, mine, compute, lambda: self._forget(self._memo, key, entry))
+
+    @staticmethod
+    def _forget(store: dict, key, entry) -> None:
+        with _ONCE_LOCK:
+            if store.get(key) is entry:
+                del store[key]
 
     @contextlib.contextmanager
     def batch(self):
@@ -172,21 +199,7 @@ class Crm:
             mine = entry is None
             if mine:
                 entry = batch[key] = _Once()
-        if mine:
-            try:
-                entry.value = compute()
-            except BaseException as exc:
-                entry.error = exc
-                with _ONCE_LOCK:  # not kept: the next caller tries again
-                    batch.pop(key, None)
-                raise
-            finally:
-                entry.done.set()
-            return entry.value
-        entry.done.wait()
-        if entry.error is not None:
-            raise entry.error
-        return entry.value
+        return _settle(entry, mine, compute, lambda: self._forget(batch, key, entry))
 
     def once_frame(self, key: tuple, make) -> pl.LazyFrame:
         """``make()``, a lazy frame; inside a :meth:`batch` collected once per ``key`` and shared by every
