@@ -1,6 +1,5 @@
 """Every area dashboard in a real browser (issue 7's acceptance): `crmlib serve` (Voila) driven by Playwright
-and the system Chromium. The 10-viewer load test is bench/load_dashboards.py (on demand: it is not reliable
-yet, see docs/dashboards.md).
+and the system Chromium. The 10-viewer load test is tests/test_dashboards_load.py.
 
 For each dashboard: the page loads with no error output and every chart drawn; changing each filter of
 the filter bar changes the charts (their trace data or titles, read from the plotly graph divs) and
