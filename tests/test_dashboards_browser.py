@@ -269,6 +269,10 @@ def test_dashboard_in_the_browser(name, server, browser, tmp_path):
         assert page.evaluate(ERRORS) == []
         page.screenshot(path=str(tmp_path / f"{name}-zh.png"), full_page=True)
         assert page.errors == []
+    except Exception as exc:  # what the page shows and what the server logged, to tell why
+        page.screenshot(path=str(tmp_path / f"{name}-failed.png"), full_page=True)
+        raise AssertionError(f"{exc}\npage errors: {page.evaluate(ERRORS)}\n--- server log, last 6000 "
+                             f"characters ---\n{url.log()[-6000:]}") from exc
     finally:
         page.close()
 
