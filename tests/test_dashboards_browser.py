@@ -270,9 +270,13 @@ def test_dashboard_in_the_browser(name, server, browser, tmp_path):
         page.screenshot(path=str(tmp_path / f"{name}-zh.png"), full_page=True)
         assert page.errors == []
     except Exception as exc:  # what the page shows and what the server logged, to tell why
-        page.screenshot(path=str(tmp_path / f"{name}-failed.png"), full_page=True)
-        raise AssertionError(f"{exc}\npage errors: {page.evaluate(ERRORS)}\n--- server log, last 6000 "
-                             f"characters ---\n{url.log()[-6000:]}") from exc
+        try:
+            page.screenshot(path=str(tmp_path / f"{name}-failed.png"), full_page=True)
+            shown = page.evaluate(ERRORS)
+        except Exception as again:  # noqa: BLE001 - the page itself may be gone
+            shown = f"(page not readable: {again})"
+        raise AssertionError(f"{exc}\npage errors: {shown}\n--- server log, last 6000 characters ---\n"
+                             f"{url.log()[-6000:]}") from exc
     finally:
         page.close()
 
