@@ -25,10 +25,19 @@ import time
 
 from browser import ARGS, require_chromium
 
+# A trace's numbers as an array: plotly.py sends numpy arrays as typed-array specs {dtype, bdata (base64)},
+# which stay so in the graph div's data (compared as base64, their last bits would count).
+NUMBERS = """(v) => (v && typeof v === 'object' && typeof v.bdata === 'string')
+    ? Array.from(new ({f8: Float64Array, f4: Float32Array, i4: Int32Array, u4: Uint32Array, i2: Int16Array,
+                       u2: Uint16Array, i1: Int8Array, u1: Uint8Array}[v.dtype])(
+          Uint8Array.from(atob(v.bdata), c => c.charCodeAt(0)).buffer))
+    : v"""
 # Numbers to 10 significant digits: parallel sums (DuckDB, polars) differ in the last bits between runs.
-SIGNATURE = """() => JSON.stringify(Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => [
+SIGNATURE = """() => { const n = (""" + NUMBERS + """);
+    return JSON.stringify(Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => [
     (g.layout && g.layout.title && (g.layout.title.text || g.layout.title)) || '',
-    (g.data || []).map(t => [t.name, t.x, t.y, t.z, t.values, t.labels])]), (k, v) => typeof v === 'number' ? Number(v.toPrecision(10)) : v)"""
+    (g.data || []).map(t => [t.name, n(t.x), n(t.y), n(t.z), n(t.values), t.labels])]),
+    (k, v) => typeof v === 'number' ? Number(v.toPrecision(10)) : v); }"""
 DRAWN = """(n) => { const plots = document.querySelectorAll('.js-plotly-plot');
     return plots.length >= n && Array.from(plots).every(g => g.querySelector('.main-svg') && g.data); }"""
 PAGE_ERRORS = """() => {
