@@ -77,10 +77,9 @@ FILTER_LABELS = {
     "updating": {"en": "Updating…", "zh": "更新中…"},
 }
 DATE_FILTERS = ("start", "end", "as_of")
-# sections of one update computed at once (threads). Default 1, in turn; CRMLIB_DASHBOARD_WORKERS=2 computes
-# two at a time (the first chart ~50-100 ms sooner at demo scale 1). Not the default yet: it has not been
-# through a CI run of the browser tests (docs/NOTES.md, fourth session).
-WORKERS = max(1, int(os.environ.get("CRMLIB_DASHBOARD_WORKERS", "1")))
+# sections of one update computed at once (threads): one per core, at most 2 (a dashboard kernel shares
+# the server's cores with other viewers' kernels); CRMLIB_DASHBOARD_WORKERS=1 computes them in turn
+WORKERS = max(1, int(os.environ.get("CRMLIB_DASHBOARD_WORKERS", min(2, os.cpu_count() or 1))))
 
 
 def _label(key: str, lang: str) -> str:
