@@ -77,9 +77,25 @@ FILTER_LABELS = {
     "updating": {"en": "Updating…", "zh": "更新中…"},
 }
 DATE_FILTERS = ("start", "end", "as_of")
-# sections of one update computed at once (threads): one per core, at most 2 (a dashboard kernel shares
-# the server's cores with other viewers' kernels); CRMLIB_DASHBOARD_WORKERS=1 computes them in turn
-WORKERS = max(1, int(os.environ.get("CRMLIB_DASHBOARD_WORKERS", min(2, os.cpu_count() or 1))))
+
+
+def workers_from_env() -> int:
+    """Sections of one update computed at once (threads): ``CRMLIB_DASHBOARD_WORKERS`` (1 computes them in
+    turn), else one per core, at most 2 (a dashboard kernel shares the server's cores with other viewers'
+    kernels). A value that is not a whole number is ignored, with a warning in the server log."""
+    default = min(2, os.cpu_count() or 1)
+    raw = os.environ.get("CRMLIB_DASHBOARD_WORKERS", "").strip()
+    if not raw:
+        return default
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        log.warning("CRMLIB_DASHBOARD_WORKERS=%r is not a whole number: computing %d section(s) at a time",
+                    raw, default)
+        return default
+
+
+WORKERS = workers_from_env()
 
 
 def _label(key: str, lang: str) -> str:

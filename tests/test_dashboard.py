@@ -318,3 +318,14 @@ def test_threads_asking_for_the_same_key_share_one_computation(demo_warehouse, k
                 t.join()
             assert got == ["boom", "boom"] and len(calls) == 2
             assert getattr(crm, kind)(("bad",), lambda: slow()) == 3  # not kept: computed again
+
+
+def test_workers_from_the_environment(monkeypatch, caplog):
+    from crmlib.dashboard import workers_from_env
+
+    monkeypatch.setenv("CRMLIB_DASHBOARD_WORKERS", "1")
+    assert workers_from_env() == 1
+    monkeypatch.setenv("CRMLIB_DASHBOARD_WORKERS", "0")
+    assert workers_from_env() == 1  # at least one
+    monkeypatch.setenv("CRMLIB_DASHBOARD_WORKERS", "two")
+    assert workers_from_env() in (1, 2) and "not a whole number" in caplog.text  # a warning, no traceback
