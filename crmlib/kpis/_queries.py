@@ -62,13 +62,7 @@ def source(ctx: Ctx, table: str, columns: Iterable[str], where: nw.Expr | None =
     dimensions, each reached through its path (a left join for one hop); ``where`` (on the table's own
     columns) applied before the joins, the user's filters after. ``distinct``: only distinct rows are
     needed (they are taken before the joins)."""
-    dims = list(dict.fromkeys([*ctx.by, *ctx.filters]))
-    paths = {d: ctx.catalog.dimension(d).paths[table] for d in dims}
-    own = {d: p.column for d, p in paths.items() if not p.via}
-    hops: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
-    for d, p in paths.items():
-        if p.via:
-            hops.setdefault((p.target, p.via, p.target_key), []).append((d, p.column))
+    _, own, hops = _sql.dimension_paths(ctx, table)
     cols = list(dict.fromkeys([*columns, *(via for _, via, _ in hops)]))
     lf = ctx.bk.table(table)
     if where is not None:

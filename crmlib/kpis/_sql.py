@@ -135,7 +135,7 @@ def source(
     table expression (:func:`shared`) holding the join, which DuckDB inlines (filters pushed down).
     """
     bk, c = ctx.bk, ctx.bk.compiler
-    dims, own, hops = _paths(ctx, table)
+    dims, own, hops = dimension_paths(ctx, table)
     flt = all_of(values_expr(dcol(d), vals) for d, vals in ctx.filters.items())
     extras = [f"{c.expr(e)} AS {q(name)}" for name, e in extra]
     where_sql = c.expr(where) if where is not None else None
@@ -157,7 +157,7 @@ def source(
     return text
 
 
-def _paths(ctx, table: str):
+def dimension_paths(ctx, table: str):
     """The grouping and filter dimensions; those that are columns of ``table`` ({dim: column}); those
     reached through a foreign key ({(target table, key column, target key): [(dim, column)]})."""
     dims = list(dict.fromkeys([*ctx.by, *ctx.filters]))
@@ -341,7 +341,7 @@ def domain(ctx, table: str) -> Sql:
     """The distinct dimension values of ``table``. Through a foreign key, the distinct keys are taken
     before the join, as the polars path does (fewer rows to join where keys repeat)."""
     keys = [q(k) for k in ctx.keys]
-    _, own, hops = _paths(ctx, table)
+    _, own, hops = dimension_paths(ctx, table)
     if not hops:
         text = f"SELECT DISTINCT {', '.join(keys)} FROM ({source(ctx, table, [], distinct=True)}) _s"
         return Sql(text, tuple(ctx.keys))
