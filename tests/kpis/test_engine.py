@@ -470,28 +470,40 @@ def test_crm_method_and_package_function(crm):
 # --------------------------------------------------------------------------------------------
 # External KPIs and errors
 # --------------------------------------------------------------------------------------------
-def test_external_kpi_without_its_module_says_so(crm, tmp_path):
-    (tmp_path / "missing.yaml").write_text(textwrap.dedent("""
+def external_catalog(tmp_path, name: str, provider: str, description: str = "SLA compliance."):
+    """A catalog of one external KPI ``name`` (service area, by team, a ratio) computed by ``provider``."""
+    (tmp_path / f"{name}.yaml").write_text(textwrap.dedent(f"""
         area: service
         kpis:
-          sla_elsewhere:
+          {name}:
             type: external
-            provider: crmlib_not_installed_module:sla
+            provider: {provider}
             table: cases
             dimensions: [team]
-            label: {en: SLA, zh: SLA}
-            description: SLA compliance from a module that is not installed.
+            label: {{en: {name}, zh: {name}}}
+            description: {description}
             unit: ratio
             direction: higher
     """))
-    cat = load_catalog(paths=[tmp_path / "missing.yaml"])
+    return load_catalog(paths=[tmp_path / f"{name}.yaml"])
+
+
+def provider_module(tmp_path, monkeypatch, name: str, source: str) -> None:
+    """Module ``name`` with ``source``, importable for the test."""
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_external_kpi_without_its_module_says_so(crm, tmp_path):
+    cat = external_catalog(tmp_path, "sla_elsewhere", "crmlib_not_installed_module:sla",
+                           "SLA compliance from a module that is not installed.")
     with pytest.raises(CrmlibError, match="KPI sla_elsewhere is computed by crmlib_not_installed_module, which is "
                                           "not available yet"):
         evaluate(crm, "sla_elsewhere", by="team", period=Q1, catalog=cat)
 
 
 def test_external_kpi_calls_its_provider(crm, tmp_path, monkeypatch, backend):
-    (tmp_path / "my_provider.py").write_text(textwrap.dedent("""
+    provider_module(tmp_path, monkeypatch, "my_provider", """
         import polars as pl
         CALLS = []
         def sla(crm, by, grain, period, filters):
@@ -500,22 +512,8 @@ def test_external_kpi_calls_its_provider(crm, tmp_path, monkeypatch, backend):
             months = pl.date_range(start, period[1], "1mo", eager=True)
             return pl.DataFrame({"period": list(months) * 2, "team": ["S1"] * len(months) + ["S2"] * len(months),
                                  "value": [0.9] * len(months) + [0.7] * len(months)})
-    """))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    (tmp_path / "ext.yaml").write_text(textwrap.dedent("""
-        area: service
-        kpis:
-          sla_mine:
-            type: external
-            provider: my_provider:sla
-            table: cases
-            dimensions: [team]
-            label: {en: SLA, zh: SLA}
-            description: SLA compliance.
-            unit: ratio
-            direction: higher
-    """))
-    cat = load_catalog(paths=[tmp_path / "ext.yaml"])
+    """)
+    cat = external_catalog(tmp_path, "sla_mine", "my_provider:sla")
     r = evaluate(crm, "sla_mine", by="team", period=Q1, catalog=cat, backend=backend, compare="previous_period")
     approx(col(r, "sla_mine", team="S2"), [0.7, 0.7, 0.7])
     approx(col(r, "sla_mine", "comparison", team="S1"), [0.9, 0.9, 0.9])
@@ -529,26 +527,12 @@ def test_external_kpi_calls_its_provider(crm, tmp_path, monkeypatch, backend):
 def test_external_kpi_keeps_a_filtered_group_its_provider_has_no_row_for(crm, tmp_path, monkeypatch, backend):
     # a provider with nothing for the period: grouped by team and filtered to S1, the row is still there
     # (value null), as for a KPI of a fact table (empty groups appear rather than missing rows)
-    (tmp_path / "quiet_provider.py").write_text(textwrap.dedent("""
+    provider_module(tmp_path, monkeypatch, "quiet_provider", """
         import polars as pl
         def nothing(crm, by, grain, period, filters):
             return pl.DataFrame(schema={"period": pl.Date, **{b: pl.String for b in by}, "value": pl.Float64})
-    """))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    (tmp_path / "quiet.yaml").write_text(textwrap.dedent("""
-        area: service
-        kpis:
-          quiet:
-            type: external
-            provider: quiet_provider:nothing
-            table: cases
-            dimensions: [team]
-            label: {en: Quiet, zh: Quiet}
-            description: Nothing.
-            unit: ratio
-            direction: higher
-    """))
-    cat = load_catalog(paths=[tmp_path / "quiet.yaml"])
+    """)
+    cat = external_catalog(tmp_path, "quiet", "quiet_provider:nothing", "Nothing.")
     r = evaluate(crm, "quiet", by="team", period=Q1, filters={"team": "S1"}, catalog=cat, backend=backend)
     assert r.select("period", "team").rows() == [(D(2025, 1, 1), "S1"), (D(2025, 2, 1), "S1"), (D(2025, 3, 1), "S1")]
     assert r["value"].null_count() == 3
