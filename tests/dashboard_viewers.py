@@ -32,12 +32,19 @@ NUMBERS = """(v) => (v && typeof v === 'object' && typeof v.bdata === 'string')
                        u2: Uint16Array, i1: Int8Array, u1: Uint8Array}[v.dtype])(
           Uint8Array.from(atob(v.bdata), c => c.charCodeAt(0)).buffer))
     : v"""
-# Numbers to 10 significant digits: parallel sums (DuckDB, polars) differ in the last bits between runs.
-SIGNATURE = """() => { const n = (""" + NUMBERS + """);
+
+
+def signature(text: bool = False) -> str:
+    """JS: the page's charts as one string (titles and trace data; ``text``: the traces' texts too), numbers
+    to 10 significant digits: parallel sums (DuckDB, polars) differ in the last bits between runs."""
+    return """() => { const n = (""" + NUMBERS + """);
     return JSON.stringify(Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => [
     (g.layout && g.layout.title && (g.layout.title.text || g.layout.title)) || '',
-    (g.data || []).map(t => [t.name, n(t.x), n(t.y), n(t.z), n(t.values), t.labels])]),
+    (g.data || []).map(t => [t.name, n(t.x), n(t.y), n(t.z), n(t.values), t.labels""" + (", t.text" if text else "") + """])]),
     (k, v) => typeof v === 'number' ? Number(v.toPrecision(10)) : v); }"""
+
+
+SIGNATURE = signature()
 DRAWN = """(n) => { const plots = document.querySelectorAll('.js-plotly-plot');
     return plots.length >= n && Array.from(plots).every(g => g.querySelector('.main-svg') && g.data); }"""
 PAGE_ERRORS = """() => {

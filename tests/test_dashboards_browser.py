@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from browser import ARGS, require_chromium
-from dashboard_viewers import NUMBERS
+from dashboard_viewers import DRAWN, signature
 from voila_server import voila_server
 
 import crmlib
@@ -48,15 +48,7 @@ DASHBOARDS = {
 # Report notebooks without a filter bar, served all the same: they load and draw (plotly's own output).
 REPORTS = {"executive": 2, "roi": 2}
 
-# A signature of every chart on the page: trace data and titles.
-# Numbers to 10 significant digits: parallel sums (DuckDB, polars) differ in the last bits between runs.
-SIGNATURE = """() => { const n = (""" + NUMBERS + """);
-    return JSON.stringify(Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => [
-    (g.layout && g.layout.title && (g.layout.title.text || g.layout.title)) || '',
-    (g.data || []).map(t => [t.name, n(t.x), n(t.y), n(t.z), n(t.values), t.labels, t.text])]),
-    (k, v) => typeof v === 'number' ? Number(v.toPrecision(10)) : v); }"""
-DRAWN = """(n) => { const plots = document.querySelectorAll('.js-plotly-plot');
-    return plots.length >= n && Array.from(plots).every(g => g.querySelector('.main-svg') && g.data); }"""
+SIGNATURE = signature(text=True)  # every chart on the page: titles, trace data and texts
 TITLES = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(g =>
     (g.layout && g.layout.title && (g.layout.title.text || g.layout.title)) || '')"""
 ERRORS = """() => {
