@@ -100,15 +100,18 @@ class _Once:
         self.error: BaseException | None = None
 
 
-def _settle(entry: _Once, mine: bool, compute, forget):
-    """The value of ``entry``: computed here when ``mine`` (on failure ``forget()`` drops it, so that the
-    next caller tries again, and the error is raised to every waiter), else waited for."""
+def _settle(store: dict, key, entry: _Once, mine: bool, compute):
+    """The value of ``store[key]``, ``entry``: computed here when ``mine`` (on failure it is dropped from
+    ``store``, so that the next caller tries again, and the error is raised to every waiter), else waited
+    for."""
     if mine:
         try:
             entry.value = compute()
         except BaseException as exc:
             entry.error = exc
-            forget()
+            with _ONCE_LOCK:
+                if store.get(key) is entry:
+                    del store[key]
             raise
         finally:
             entry.done.set()
@@ -165,13 +168,7 @@ class Crm:
                 while len(self._memo) >= 16:
                     self._memo.pop(next(iter(self._memo)))
             self._memo[key] = entry  # most recently used last
-        return _settle(entry, mine, compute, lambda: self._forget(self._memo, key, entry))
-
-    @staticmethod
-    def _forget(store: dict, key, entry) -> None:
-        with _ONCE_LOCK:
-            if store.get(key) is entry:
-                del store[key]
+        return _settle(self._memo, key, entry, mine, compute)
 
     @contextlib.contextmanager
     def batch(self):
@@ -199,7 +196,7 @@ class Crm:
             mine = entry is None
             if mine:
                 entry = batch[key] = _Once()
-        return _settle(entry, mine, compute, lambda: self._forget(batch, key, entry))
+        return _settle(batch, key, entry, mine, compute)
 
     def once_frame(self, key: tuple, make) -> pl.LazyFrame:
         """``make()``, a lazy frame; inside a :meth:`batch` collected once per ``key`` and shared by every
