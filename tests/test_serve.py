@@ -13,6 +13,7 @@ The server tests start kernels only where a notebook is rendered (``pool=0`` els
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -245,6 +246,13 @@ def test_page_loads_plotly_js_once_from_the_server_and_nothing_from_a_cdn(tmp_pa
     assert "mermaid" not in body and "cdnjs" not in body  # no diagram/maths script from a CDN
     assert not re.findall(r'(?:src|href)="https?://', body)  # nothing at all from another host
     assert js_status == 200 and js.encode("utf-8") == plotly_js()  # the installed plotly package's bundle
+    # and no second copy: plotly's own JupyterLab extension (its 4.8 MB chunk of plotly.js) is not loaded,
+    # nor the pygments theme extension; the widget extensions the dashboards need are
+    config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+                                  body, re.S).group(1))
+    loaded = {e["name"] for e in config["federated_extensions"]}
+    assert not loaded & {"jupyterlab-plotly", "jupyterlab_pygments"}
+    assert {"anywidget", "@jupyter-widgets/jupyterlab-manager"} <= loaded
     # anywidget's 2-second model start-up limit is extended before any of Voila's scripts run
     shim = body.index('id="crmlib-anywidget-timeout"')
     assert "ms === 2000 ? 60000 : ms" in body
