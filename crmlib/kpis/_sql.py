@@ -338,15 +338,16 @@ def conversion(ctx, base: Measure, converted: Measure, entity: str, bounds, cond
 
 
 def domain(ctx, table: str) -> Sql:
-    """The distinct dimension values of ``table``. Through a foreign key, the distinct keys are taken
-    before the join, as the polars path does (fewer rows to join where keys repeat)."""
+    """The distinct dimension values of ``table``. Through a foreign key, every row is joined (no
+    distinct keys first, unlike the polars path): in DuckDB that is as fast where keys repeat (a rep's
+    leads: 2.8 vs 3.1 ms at scale 10) and faster where they hardly do (a survey's case: 17 vs 23 ms)."""
     keys = [q(k) for k in ctx.keys]
     _, own, hops = dimension_paths(ctx, table)
     if not hops:
         text = f"SELECT DISTINCT {', '.join(keys)} FROM ({source(ctx, table, [], distinct=True)}) _s"
         return Sql(text, tuple(ctx.keys))
     cols = sorted({*own.values(), *(via for _, via, _ in hops)})
-    base = f"(SELECT DISTINCT {', '.join(map(q, cols))} FROM {ctx.bk.table_sql(table)})"
+    base = f"(SELECT {', '.join(map(q, cols))} FROM {ctx.bk.table_sql(table)})"
     rows = _shared_sql(ctx.bk, {"table": table, "own": own, "hops": hops, "cols": set()}, base)
     flt = all_of(values_expr(dcol(d), vals) for d, vals in ctx.filters.items())
     where = f" WHERE {ctx.bk.compiler.expr(flt)}" if flt is not None else ""
@@ -469,7 +470,9 @@ def _run(bk, queries: Sequence[Sql], shared: dict) -> list[pl.DataFrame]:
     """One statement for ``queries``, split back into one polars frame per query."""
     for sq in queries:
         for name, table in sq.frames:
-            if name not in bk.frames:
+            # names are unique within a plan, not across plans: a cursor that ran another plan's
+            # queries may hold another frame under the same name
+            if bk.frames.get(name) is not table:
                 bk.register(name, table)
     # a CTE's text is final once every query of the evaluation is written (they are, before any
     # runs): kept in its entry, which a cached plan shares (crmlib.kpis.engine.PLANS)
