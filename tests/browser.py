@@ -1,7 +1,8 @@
 """Headless Chromium for tests: the system browser through Playwright, never a downloaded one.
 
 ``require_chromium()`` skips a test when ``/usr/bin/chromium`` is absent (with the reason), except on CI
-(``CI=true``) where that is a failure. ``offline_page()`` opens a page that may load ``file:`` and ``data:``
+(``CI=true``) where that is a failure; ``require_chinese_font()`` does the same for a font with Chinese
+characters (a Chinese PDF report needs one; .ci/run installs fonts-wqy-microhei). ``offline_page()`` opens a page that may load ``file:`` and ``data:``
 URLs only: every network request is aborted and recorded in ``page.blocked``; page errors are collected
 in ``page.errors``.
 """
@@ -30,6 +31,18 @@ def require_chromium() -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(MISSING + " (CI=true: browser tests must run on CI)")
     pytest.skip(MISSING)
+
+
+def require_chinese_font() -> None:
+    from crmlib.reports.export import has_chinese_font
+
+    if has_chinese_font() is not False:
+        return
+    missing = ("no font with Chinese characters (`fc-list :lang=zh` lists none); install one "
+               "(apt-get install -y fonts-wqy-microhei) — CI installs it")
+    if os.environ.get("CI") == "true":
+        pytest.fail(missing + " (CI=true: Chinese PDF tests must run on CI)")
+    pytest.skip(missing)
 
 
 @contextlib.contextmanager

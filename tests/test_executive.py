@@ -426,11 +426,12 @@ def test_notebook_runs_under_papermill(lang, demo_warehouse, demo_frames, tmp_pa
 @pytest.fixture(scope="module")
 def report_run(tmp_path_factory, demo_warehouse):
     """`crmlib report run executive executive_zh roi roi_zh` in a copy of the project (its own outputs)."""
-    from browser import require_chromium
+    from browser import require_chinese_font, require_chromium
 
     from crmlib import reports
 
     require_chromium()
+    require_chinese_font()  # executive_zh is printed to PDF too
     home = tmp_path_factory.mktemp("exec-home")
     for sub in ("parameters", "notebooks"):
         (home / sub).mkdir()
@@ -497,10 +498,13 @@ def test_pdf_report_has_the_title_on_its_first_page(report_run, name, demo_frame
     assert "Executive summary" in first
     assert "crmlib.executive.summarize" not in "\n".join(p.extract_text() for p in PdfReader(pdf).pages)
     assert "Headline KPIs" in first  # the scorecard starts on page 1, under the title
-    if name == "executive":  # (without CJK fonts on the machine, Chinese text extracts as blanks)
-        june = won_amounts(demo_frames, JUNE, dt.date(2026, 6, 30))["base"].sum()
+    june = won_amounts(demo_frames, JUNE, dt.date(2026, 6, 30))["base"].sum()
+    if name == "executive":
         assert "Revenue" in first and format_value(june, "currency", 0, "en") in first
         assert "Active accounts" in first  # the whole scorecard fits on page 1
+    else:  # printed with a Chinese font (the run checks there is one): the Chinese labels are text
+        assert "核心指标" in first and "销售额" in first and "客户满意度" in first
+        assert format_value(june, "currency", 0, "zh").replace(" ", "") in first.replace(" ", "")
     meta = json.loads((report_run.folder / "run.json").read_text())
     files = {r["name"]: r["files"] for r in meta["reports"]}
     assert files[name] == [f"{name}.ipynb", f"{name}.html", f"{name}.pdf"]

@@ -596,6 +596,43 @@ def test_pdf_report_has_the_title_on_its_first_page(overview_with_pdf):
     assert meta["reports"][0]["files"] == ["overview.html", "overview.pdf"] and meta["reports"][0]["pdf"] == "overview.pdf"
 
 
+def test_chinese_pdf_without_a_chinese_font_is_a_clear_error_before_anything_runs(crmlib_home, monkeypatch):
+    """Chromium prints Chinese text in boxes when fontconfig has no Chinese font: the run stops first,
+    naming the definitions and the package to install; English PDFs and Chinese HTML need no such font."""
+    from crmlib.reports import export
+
+    tiny(crmlib_home, "tiny")
+    definition(crmlib_home, "tiny_zh.yaml", "notebook: notebooks/tiny.ipynb\nlang: zh\nformats: [html, pdf]\n")
+    definition(crmlib_home, "tiny_en.yaml", "notebook: notebooks/tiny.ipynb\nlang: en\nformats: [pdf]\n")
+    definition(crmlib_home, "tiny_zh_html.yaml", "notebook: notebooks/tiny.ipynb\nlang: zh\nformats: [html]\n")
+    monkeypatch.setattr(export, "find_chromium", lambda: "/usr/bin/true")  # never started: the check comes first
+    monkeypatch.setattr(export, "has_chinese_font", lambda: False)
+    with pytest.raises(ConfigError, match=r"the PDF of tiny_zh would show empty boxes.*apt-get install -y "
+                                          r"fonts-noto-cjk.*fonts-wqy-microhei"):
+        reports.run_reports(["tiny_zh", "tiny_en"])
+    assert not (crmlib_home / "outputs").exists()
+    with pytest.raises(ConfigError, match="tiny_zh would"):
+        reports.run_reports(run_all=True)
+    # nothing Chinese to print, or a font to print it with: no error from this check
+    export.check_chinese_font([])
+    monkeypatch.setattr(export, "has_chinese_font", lambda: None)  # no fontconfig to ask: not checked
+    export.check_chinese_font(["tiny_zh"])
+    monkeypatch.setattr(export, "has_chinese_font", lambda: True)
+    export.check_chinese_font(["tiny_zh"])
+
+
+def test_the_machine_font_check_asks_fontconfig():
+    from crmlib.reports import export
+
+    found = export.has_chinese_font()
+    fc = shutil.which("fc-list")
+    if fc is None:
+        assert found is None
+    else:
+        listed = subprocess.run([fc, ":lang=zh", "family"], capture_output=True, text=True).stdout.strip()
+        assert found is bool(listed)
+
+
 def test_pdf_without_chromium_is_a_clear_error_before_anything_runs(crmlib_home, monkeypatch):
     from crmlib.reports import export
 

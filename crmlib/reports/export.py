@@ -6,7 +6,8 @@ MathJax, Mermaid, the widget renderer): plotly.js is embedded once by the notebo
 shows the input of the failing cell next to its error; every other input stays hidden.
 
 PDF: headless Chromium prints the HTML file (``--print-to-pdf``). crmlib never downloads a browser; it uses
-``$CRMLIB_CHROMIUM``, else ``/usr/bin/chromium`` or a ``chromium``/``google-chrome`` on ``PATH``.
+``$CRMLIB_CHROMIUM``, else ``/usr/bin/chromium`` or a ``chromium``/``google-chrome`` on ``PATH``. A Chinese
+report needs a font with Chinese characters (:func:`check_chinese_font`), or its PDF shows empty boxes.
 """
 
 from __future__ import annotations
@@ -73,6 +74,31 @@ def find_chromium() -> str:
         "Install it (Debian/Ubuntu: apt-get install -y chromium) or set CRMLIB_CHROMIUM=/path/to/chromium; "
         "crmlib never downloads a browser. Or drop 'pdf' from the definition's formats."
     )
+
+
+def has_chinese_font() -> bool | None:
+    """Whether fontconfig, where Chromium finds its fonts on Linux, lists a font covering Chinese
+    (``fc-list :lang=zh``); None when there is no ``fc-list`` to ask (another system: not checked)."""
+    fc = shutil.which("fc-list")
+    if fc is None:
+        return None
+    try:
+        out = subprocess.run([fc, ":lang=zh", "family"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.strip())
+
+
+def check_chinese_font(names: list[str]) -> None:
+    """A clear error, before anything runs, when Chinese reports are to be printed to PDF on a machine
+    without a Chinese font: Chromium would print every Chinese character as an empty box."""
+    if names and has_chinese_font() is False:
+        raise ConfigError(
+            f"Chinese PDF reports need a font with Chinese characters and this machine has none (`fc-list "
+            f":lang=zh` lists nothing): the PDF of {', '.join(names)} would show empty boxes. Install one "
+            "(Debian/Ubuntu: apt-get install -y fonts-noto-cjk, or the smaller fonts-wqy-microhei), or drop "
+            "'pdf' from the formats of those definitions."
+        )
 
 
 def export_html(nb, html: Path, title: str, failed: bool = False) -> None:

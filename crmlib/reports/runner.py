@@ -160,9 +160,10 @@ def run_reports(
         raise ConfigError(f"--jobs must be 1 or more, not {jobs}.")
     chromium = None
     if any("pdf" in d.formats for d in chosen):
-        from .export import find_chromium
+        from .export import check_chinese_font, find_chromium
 
         chromium = find_chromium()
+        check_chinese_font([d.name for d in chosen if "pdf" in d.formats and d.parameters.get("lang") == "zh"])
     resolved = resolve(source)
     secrets = secret_values([resolved.location])
     outputs = config.outputs_dir()
