@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
+from .charts import template
 from .i18n import check_lang
 
 LABELS: dict[str, dict[str, str]] = {
@@ -60,7 +61,7 @@ LABELS: dict[str, dict[str, str]] = {
     },
 }
 SEVERITY_COLOURS = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
-_LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 70, "b": 50}}
+_LAYOUT = {"margin": {"l": 60, "r": 20, "t": 70, "b": 50}}
 
 
 def t(key: str, lang: str = "en", **kw) -> str:
@@ -81,7 +82,7 @@ def no_data_figure(lang: str, title: str) -> go.Figure:
     fig.add_annotation(
         text=t("no_data", lang), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 16}
     )
-    fig.update_layout(title=title, xaxis={"visible": False}, yaxis={"visible": False}, **_LAYOUT)
+    fig.update_layout(title=title, xaxis={"visible": False}, yaxis={"visible": False}, **_LAYOUT, **template())
     return fig
 
 
@@ -184,7 +185,7 @@ def plot_anomalies(history: pl.DataFrame, lang: str = "en") -> go.Figure:
             row=i,
             col=1,
         )
-    fig.update_layout(title=t("anomaly_title", lang, label=label), height=max(320, 220 * n), **_LAYOUT)
+    fig.update_layout(title=t("anomaly_title", lang, label=label), height=max(320, 220 * n), **_LAYOUT, **template())
     return fig
 
 
@@ -204,6 +205,6 @@ def _plot_peers(history: pl.DataFrame, lang: str, kpi: str) -> go.Figure:
     fig.update_layout(
         title=t("peers_title", lang, label=_label(kpi, lang)) + f" · {part['period'][0]}",
         height=420,
-        **_LAYOUT,
+        **_LAYOUT, **template(),
     )
     return fig

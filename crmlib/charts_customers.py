@@ -12,6 +12,7 @@ import polars as pl
 from great_tables import GT
 
 from . import i18n
+from .charts import template
 
 __all__ = [
     "LABELS", "fmt_notes", "fmt_order_exclusions", "fmt_parameters", "fmt_rising", "fmt_top_customers",
@@ -111,7 +112,7 @@ LABELS: dict[str, dict[str, str]] = {
     "no_notes": {"en": "Nothing to note", "zh": "无"},
 }
 
-_LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 60, "b": 60}}
+_LAYOUT = {"margin": {"l": 60, "r": 20, "t": 60, "b": 60}}
 _SEGMENT_COLORS = {
     "champions": "#1a9850", "loyal": "#66bd63", "potential loyalist": "#a6d96a", "new": "#74add1",
     "at risk": "#fdae61", "can't lose": "#d73027", "hibernating": "#bababa", "lost": "#878787",
@@ -129,7 +130,7 @@ def _empty(title: str, lang: str) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=t("no_data", lang), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
                        font={"size": 16})
-    fig.update_layout(title=title, xaxis={"visible": False}, yaxis={"visible": False}, **_LAYOUT)
+    fig.update_layout(title=title, xaxis={"visible": False}, yaxis={"visible": False}, **_LAYOUT, **template())
     return fig
 
 
@@ -150,7 +151,7 @@ def plot_rfm_segments(segments: pl.DataFrame, lang: str = "en") -> go.Figure:
         text=text, textinfo="label+text", marker={"colors": [_SEGMENT_COLORS[n] for n in names]}, customdata=names,
         hovertemplate="%{label}<br>%{text}<extra></extra>", branchvalues="total",
     ))
-    fig.update_layout(title=title, **_LAYOUT)
+    fig.update_layout(title=title, **_LAYOUT, **template())
     return fig
 
 
@@ -169,7 +170,7 @@ def plot_rfm_grid(grid: pl.DataFrame, lang: str = "en") -> go.Figure:
     fig = go.Figure(go.Heatmap(z=z, x=list(range(1, 6)), y=list(range(1, 6)), text=text, texttemplate="%{text}",
                                colorscale="Blues", colorbar={"title": t("customers", lang)},
                                hovertemplate="R %{y} / FM %{x}: %{z}<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title=t("fm_score", lang), yaxis_title=t("r_score", lang), **_LAYOUT)
+    fig.update_layout(title=title, xaxis_title=t("fm_score", lang), yaxis_title=t("r_score", lang), **_LAYOUT, **template())
     return fig
 
 
@@ -189,7 +190,7 @@ def plot_clv_distribution(customers: pl.DataFrame, lang: str = "en", currency: s
             fig.add_trace(go.Histogram(x=part.get_column("clv").to_list(), name=t(tier, lang), nbinsx=40))
     xlabel = t("clv", lang) + (f" ({currency})" if currency else "")
     fig.update_layout(title=title, barmode="stack", xaxis_title=xlabel, yaxis_title=t("customers", lang),
-                      legend={"title": t("value_tier", lang)}, **_LAYOUT)
+                      legend={"title": t("value_tier", lang)}, **_LAYOUT, **template())
     return fig
 
 
@@ -208,7 +209,7 @@ def plot_p_alive(grid: pl.DataFrame, lang: str = "en") -> go.Figure:
                                zmin=0, zmax=1, colorscale="RdYlGn", colorbar={"title": t("p_alive", lang)},
                                hovertemplate="x=%{y}, t_x=%{x:.1f}: %{z:.2f}<extra></extra>"))
     fig.update_layout(title=f"{title} (T = {T:.0f})", xaxis_title=t("recency_weeks", lang),
-                      yaxis_title=t("frequency", lang), **_LAYOUT)
+                      yaxis_title=t("frequency", lang), **_LAYOUT, **template())
     return fig
 
 
@@ -225,7 +226,7 @@ def plot_calibration_holdout(check: pl.DataFrame, lang: str = "en") -> go.Figure
                    line={"dash": "dash"}),
     ])
     fig.update_layout(title=title, xaxis_title=t("calibration_purchases", lang),
-                      yaxis_title=t("mean_holdout_purchases", lang), xaxis={"type": "category"}, **_LAYOUT)
+                      yaxis_title=t("mean_holdout_purchases", lang), xaxis={"type": "category"}, **_LAYOUT, **template())
     return fig
 
 
@@ -253,7 +254,7 @@ def plot_cohort_heatmap(matrix: pl.DataFrame, lang: str = "en", metric: str = "r
         hovertemplate="%{y} +%{x}: %{z:.1%}<extra></extra>",
     ))
     fig.update_layout(title=title, xaxis_title=t("months_since", lang), yaxis_title=t("cohort", lang),
-                      yaxis={"autorange": "reversed", "type": "category"}, **_LAYOUT)
+                      yaxis={"autorange": "reversed", "type": "category"}, **_LAYOUT, **template())
     return fig
 
 
@@ -276,7 +277,7 @@ def plot_revenue_retention(monthly: pl.DataFrame, lang: str = "en", last_months:
     ])
     fig.update_layout(title=title, xaxis_title=t("month", lang), yaxis={"tickformat": ".0%"},
                       yaxis2={"overlaying": "y", "side": "right", "tickformat": ".1%", "showgrid": False},
-                      legend={"orientation": "h", "y": -0.2}, **_LAYOUT)
+                      legend={"orientation": "h", "y": -0.2}, **_LAYOUT, **template())
     return fig
 
 
@@ -296,7 +297,7 @@ def plot_pareto(pareto: pl.DataFrame, lang: str = "en") -> go.Figure:
     ])
     fig.add_hline(y=0.8, line={"dash": "dash", "color": "#d73027"}, annotation_text=t("eighty", lang))
     fig.update_layout(title=title, xaxis_title=t("customer_share", lang), yaxis_title=t("revenue_share", lang),
-                      xaxis={"tickformat": ".0%"}, yaxis={"tickformat": ".0%"}, **_LAYOUT)
+                      xaxis={"tickformat": ".0%"}, yaxis={"tickformat": ".0%"}, **_LAYOUT, **template())
     return fig
 
 

@@ -10,6 +10,7 @@ import polars as pl
 from plotly.subplots import make_subplots
 
 from .cards import format_value
+from .charts import template
 from .i18n import check_lang
 
 LABELS = {
@@ -33,7 +34,7 @@ def _empty(title: str, lang: str) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=_t("no_data", lang), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     fig.update_layout(
-        title=title, template="plotly_white", height=200, xaxis_visible=False, yaxis_visible=False
+        title=title, **template(), height=200, xaxis_visible=False, yaxis_visible=False
     )
     return fig
 
@@ -95,7 +96,7 @@ def plot_trends(trends: pl.DataFrame, lang: str = "en", cols: int = 4) -> go.Fig
     fig.update_annotations(font_size=12)
     fig.update_layout(
         title=title,
-        template="plotly_white",
+        **template(),
         height=230 * rows + 80,
         showlegend=True,
         legend={"orientation": "h", "y": -0.08},
@@ -142,7 +143,7 @@ def plot_changes(changes: pl.DataFrame, lang: str = "en") -> go.Figure:
     )
     fig.update_layout(
         title=title,
-        template="plotly_white",
+        **template(),
         height=60 + 34 * frame.height,
         xaxis_title=_t("change_axis", lang),
         margin={"l": 20, "r": 20, "t": 60, "b": 50},

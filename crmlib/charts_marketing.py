@@ -21,6 +21,7 @@ import polars as pl
 from great_tables import GT
 
 from . import i18n
+from .charts import template
 
 LABELS: dict[str, dict[str, str]] = {
     # titles and axes
@@ -109,7 +110,7 @@ LABELS: dict[str, dict[str, str]] = {
     "unchanged": {"en": "unchanged", "zh": "不变"},
 }
 
-_LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 60, "b": 60},
+_LAYOUT = {"margin": {"l": 60, "r": 20, "t": 60, "b": 60},
            "legend": {"orientation": "h", "y": -0.2}}
 _STEP_DIMS = ("channel", "campaign_id", "cohort")
 
@@ -126,7 +127,7 @@ def t(key, lang: str = "en") -> str:
 def _empty(title: str, lang: str) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=t("no_data", lang), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_layout(title=title, **_LAYOUT)
+    fig.update_layout(title=title, **_LAYOUT, **template())
     return fig
 
 
@@ -155,7 +156,7 @@ def plot_funnel(funnel: pl.DataFrame, lang: str = "en") -> go.Figure:
             y=[t(s, lang) for s in part.get_column("step")], x=part.get_column("count").to_list(),
             name=name, text=text, textinfo="value+text", hovertext=text,
             hovertemplate="%{y}: %{x:,}<br>%{hovertext}<extra>%{fullData.name}</extra>"))
-    fig.update_layout(title=t("funnel", lang), showlegend=bool(dims), **_LAYOUT)
+    fig.update_layout(title=t("funnel", lang), showlegend=bool(dims), **_LAYOUT, **template())
     return fig
 
 
@@ -174,7 +175,7 @@ def plot_attribution(attributed: pl.DataFrame, lang: str = "en", measure: str = 
         values = dict(part.select("channel", measure).iter_rows())
         fig.add_trace(go.Bar(x=[t(c, lang) for c in order], y=[values.get(c, 0.0) for c in order], name=t(m, lang)))
     fig.update_layout(title=title, barmode="group", xaxis_title=t("channel", lang),
-                      yaxis_title=t("revenue" if measure == "value" else "conversions", lang), **_LAYOUT)
+                      yaxis_title=t("revenue" if measure == "value" else "conversions", lang), **_LAYOUT, **template())
     return fig
 
 
@@ -219,7 +220,7 @@ def plot_path_sankey(paths: pl.DataFrame, lang: str = "en", top: int = 15, max_s
     fig = go.Figure(go.Sankey(node={"label": labels, "pad": 12, "thickness": 14},
                               link={"source": source, "target": target, "value": value}))
     fig.update_layout(title=f"{title} (top {agg.height}, ≤ {max_steps} {t('step', lang)}{t('step_suffix', lang)})",
-                      template="plotly_white", margin={"l": 20, "r": 20, "t": 60, "b": 20})
+                      **template(), margin={"l": 20, "r": 20, "t": 60, "b": 20})
     return fig
 
 
@@ -246,7 +247,7 @@ def plot_wasted_spend(wasted: pl.DataFrame, lang: str = "en", roi_threshold: flo
                                          "symbol": "diamond" if m in ("markov", "shapley") else "circle"}))
     fig.add_hline(y=roi_threshold, line_dash="dash", line_color="gray")
     fig.update_layout(title=title, xaxis_title=t("channel" if key == "channel" else "campaign", lang),
-                      yaxis_title=t("roi", lang), yaxis_range=[low, top], **_LAYOUT)
+                      yaxis_title=t("roi", lang), yaxis_range=[low, top], **_LAYOUT, **template())
     return fig
 
 
@@ -267,7 +268,7 @@ def plot_reallocation(proposal: pl.DataFrame, lang: str = "en") -> go.Figure:
         title={"text": t("reallocation", lang), "subtitle": {"text": note}}, barmode="group",
         yaxis_title=t("spend", lang),
         yaxis2={"title": t("revenue_change", lang), "overlaying": "y", "side": "right", "showgrid": False},
-        template="plotly_white", margin={"l": 60, "r": 60, "t": 80, "b": 60},
+        **template(), margin={"l": 60, "r": 60, "t": 80, "b": 60},
         legend={"orientation": "h", "y": -0.2})
     return fig
 

@@ -10,6 +10,7 @@ import polars as pl
 from great_tables import GT
 
 from .cards import Cards, format_value
+from .charts import template
 from .i18n import check_lang
 
 LABELS = {
@@ -214,7 +215,7 @@ def plot_cash_flows(
         )
     fig.update_layout(
         title=_t("cash_flows", lang),
-        template="plotly_white",
+        **template(),
         barmode="relative",
         xaxis_title=_t("month", lang),
         yaxis_title=_t("amount", lang),
@@ -243,7 +244,7 @@ def plot_tornado(tornado: pl.DataFrame, lang: str = "en") -> go.Figure:
         )
         fig.update_layout(
             title=_t("tornado", lang),
-            template="plotly_white",
+            **template(),
             height=200,
             xaxis_visible=False,
             yaxis_visible=False,
@@ -276,7 +277,7 @@ def plot_tornado(tornado: pl.DataFrame, lang: str = "en") -> go.Figure:
     fig.add_vline(x=base, line_color=GREY, annotation_text=f"{_t('base_npv', lang)} {_money(base, lang)}")
     fig.update_layout(
         title=_t("tornado", lang),
-        template="plotly_white",
+        **template(),
         barmode="overlay",
         height=120 + 45 * t.height,
         xaxis_title=_t("npv", lang),

@@ -13,7 +13,7 @@ from plotly.subplots import make_subplots
 
 from . import config
 from .cards import STATUS_COLOURS, format_value
-from .charts import line_mode
+from .charts import line_mode, template
 from .i18n import check_lang
 from .kpis.catalog import default_catalog
 
@@ -133,7 +133,7 @@ def _kpi_label(name: str, lang: str) -> str:
 def _layout(fig: go.Figure, title: str, lang: str, x: str | None = None, y: str | None = None,
             height: int | None = None) -> go.Figure:
     fig.update_layout(
-        title=title, template="plotly_white", legend={"orientation": "h", "y": -0.2},
+        title=title, **template(), legend={"orientation": "h", "y": -0.2},
         margin={"l": 60, "r": 20, "t": 70, "b": 60}, separators=".,",
         font={"family": "Helvetica, Arial, 'PingFang SC', 'Microsoft YaHei', sans-serif"},
     )

@@ -11,7 +11,7 @@ import polars as pl
 from plotly.subplots import make_subplots
 
 from . import schema
-from .charts import line_mode
+from .charts import line_mode, template
 from .i18n import check_lang
 
 LABELS: dict[str, dict[str, str]] = {
@@ -56,7 +56,7 @@ LABELS: dict[str, dict[str, str]] = {
     "(none)": {"en": "(none)", "zh": "（空）"},
 }
 AGE_COLOURS = ("#9ecae1", "#6baed6", "#fdae6b", "#f16913", "#a50f15")
-_LAYOUT = {"template": "plotly_white", "legend": {"orientation": "h", "y": -0.18},
+_LAYOUT = {"legend": {"orientation": "h", "y": -0.18},
            "margin": {"l": 60, "r": 30, "t": 70, "b": 70}}
 
 
@@ -79,7 +79,7 @@ def no_data_figure(lang: str = "en", title: str | None = None) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=t("no_data", lang), x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
                        font={"size": 16, "color": "#57606a"})
-    fig.update_layout(title=title, xaxis={"visible": False}, yaxis={"visible": False}, **_LAYOUT)
+    fig.update_layout(title=title, xaxis={"visible": False}, yaxis={"visible": False}, **_LAYOUT, **template())
     return fig
 
 
@@ -112,7 +112,7 @@ def plot_trends(trends: pl.DataFrame, lang: str = "en") -> go.Figure:
         part = stock.filter(pl.col("age_bucket") == bucket).sort("period")
         fig.add_trace(go.Bar(x=part["period"].to_list(), y=part["value"].to_list(), name=t(bucket, lang),
                              marker_color=AGE_COLOURS[i % len(AGE_COLOURS)]), row=2, col=1)
-    fig.update_layout(title=title, barmode="stack", height=560, **_LAYOUT)
+    fig.update_layout(title=title, barmode="stack", height=560, **_LAYOUT, **template())
     fig.update_yaxes(title_text=t("cases", lang), rangemode="tozero")
     fig.update_xaxes(title_text=t("period", lang), row=2, col=1)
     return fig
@@ -141,7 +141,7 @@ def plot_sla_heatmap(report: pl.DataFrame, lang: str = "en", metric: str = "sla"
         colorscale="RdYlGn", zmin=0.5, zmax=1.0, colorbar={"title": t("compliance", lang), "tickformat": ".0%"},
         hovertemplate="%{y} · %{x}<br>%{text}<extra></extra>"))
     fig.update_layout(title=title, xaxis_title=_dim_label(x, lang) if x != "period" else t("period", lang),
-                      yaxis_title=_dim_label(y, lang), height=max(320, 60 * len(ys) + 160), **_LAYOUT)
+                      yaxis_title=_dim_label(y, lang), height=max(320, 60 * len(ys) + 160), **_LAYOUT, **template())
     return fig
 
 
@@ -178,7 +178,7 @@ def plot_time_boxes(summary: pl.DataFrame, lang: str = "en", hours: str = "busin
             upperfence=part["p95"].to_list(), mean=part["mean"].to_list(),
             name=t(str(g), lang) if g is not None else t("(none)", lang), boxpoints=False))
     fig.update_layout(title=title, boxmode="group", yaxis_title=f"{t('hours', lang)} ({t(hours, lang)})",
-                      legend_title_text=_dim_label(by, lang) if by in summary.columns else None, **_LAYOUT)
+                      legend_title_text=_dim_label(by, lang) if by in summary.columns else None, **_LAYOUT, **template())
     return fig
 
 
@@ -191,7 +191,7 @@ def plot_time_histogram(values: pl.DataFrame, lang: str = "en", metric: str = "f
         return no_data_figure(lang, title)
     fig = go.Figure(go.Histogram(x=part["hours"].to_list(), nbinsx=bins, marker_color="#1f77b4"))
     fig.update_layout(title=title, xaxis_title=f"{t('hours', lang)} ({t(hours, lang)})",
-                      yaxis_title=t("cases", lang), **_LAYOUT)
+                      yaxis_title=t("cases", lang), **_LAYOUT, **template())
     return fig
 
 
@@ -211,7 +211,7 @@ def plot_satisfaction(frame: pl.DataFrame, lang: str = "en") -> go.Figure:
         fig.add_trace(go.Scatter(x=part["period"].to_list(), y=part["value"].to_list(), name=t(kpi, lang),
                                  mode=line_mode(part.height), line={"color": colour, "dash": dash}, connectgaps=True),
                       secondary_y=right)  # NPS surveys are often quarterly: join the points across months
-    fig.update_layout(title=title, **_LAYOUT)
+    fig.update_layout(title=title, **_LAYOUT, **template())
     fig.update_xaxes(title_text=t("period", lang))
     fig.update_yaxes(title_text=t("share", lang), tickformat=".0%", range=[0, 1.02],
                      tickvals=[0, 0.25, 0.5, 0.75, 1], secondary_y=False)

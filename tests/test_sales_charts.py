@@ -63,6 +63,34 @@ def test_every_chart_in_english_and_chinese(crm, name, compute, plot):
     assert "当前筛选条件下没有数据" in _texts(empty) and not empty.data
 
 
+@pytest.mark.parametrize("name, compute, plot", CHARTS, ids=[c[0] for c in CHARTS])
+def test_every_chart_has_the_white_template_whatever_plotlys_default(crm, name, compute, plot, monkeypatch):
+    """crmlib.charts.template: charts set plotly_white themselves under plotly's own default template,
+    and take it from the default where crmlib.notebook.start made it plotly_white (cheaper): the same
+    figure either way, in its JSON too."""
+    import json
+
+    import plotly.io as pio
+
+    frame = compute(crm, **Q1)
+    monkeypatch.setattr(pio.templates, "default", "plotly")
+    own = plot(frame, lang="en")
+    monkeypatch.setattr(pio.templates, "default", "plotly_white")
+    default = plot(frame, lang="en")
+    white = pio.templates["plotly_white"].to_plotly_json()
+    assert own.layout.template.to_plotly_json() == white
+    assert json.loads(default.to_json()) == json.loads(own.to_json())
+
+
+def test_notebook_start_makes_the_charts_template_plotlys_default(monkeypatch, tmp_path):
+    import plotly.io as pio
+
+    monkeypatch.setattr(pio.templates, "default", "plotly")
+    monkeypatch.setattr(pio.renderers, "default", pio.renderers.default)
+    crmlib.notebook.start(str(write_hand_warehouse(tmp_path)), interactive=False).close()
+    assert pio.templates.default == "plotly_white"
+
+
 def test_funnel_chart_keeps_pipeline_order_and_shows_drop_off(crm):
     fig = C.plot_funnel(S.funnel(crm, **Q1), lang="zh")
     assert list(fig.data[0].y) == ["初步接洽", "资格确认", "需求分析", "方案报价", "商务谈判", "赢单"]
