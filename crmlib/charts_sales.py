@@ -156,7 +156,8 @@ def _no_data(title: str, lang: str) -> go.Figure:
 
 
 def _money(values, lang: str) -> list[str]:
-    return [format_value(v, "currency", 0, lang) for v in values]
+    cur = config.base_currency()  # once, not per value (a day grain formats thousands of values)
+    return [format_value(v, "currency", 0, lang, cur) for v in values]
 
 
 def _fmt(kpi: str, values, lang: str) -> list[str]:
@@ -164,7 +165,8 @@ def _fmt(kpi: str, values, lang: str) -> list[str]:
     if kpi not in cat:
         return [format_value(v, "number", 2, lang) for v in values]
     f = cat.get(kpi).format
-    return [format_value(v, f.style, f.decimals, lang) for v in values]
+    cur = config.base_currency() if f.style == "currency" else None
+    return [format_value(v, f.style, f.decimals, lang, cur) for v in values]
 
 
 def _periods(dates) -> list[str]:
