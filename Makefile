@@ -17,15 +17,23 @@ $(BIN)/python:
 	  apt-get install -y -qq python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); }
 	@$(PIP) install -U pip
 
+# rfc3987-syntax comes in through jupyter-events' jsonschema[format-nongpl] and builds ~39 Lark parsers
+# when jsonschema is imported: ~1.3 s in every kernel (plotly's renderers import nbformat, which imports
+# jsonschema). No schema here uses the "iri" formats it checks, so it is removed (jsonschema skips those
+# checks without it; python-jsonschema/jsonschema#1428). tests/test_environment.py checks it stays out.
+DROP   := rfc3987-syntax
+
 # Stamps re-install when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@echo "installing crmlib into $(VENV) ..."
 	@$(PIP) install -e . 2>&1 | grep -v -E "^WARNING: Location|is ignored" || true
+	@$(PIP) uninstall -y $(DROP) 2>/dev/null || true
 	@$(BIN)/python -c "import crmlib" && touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	@echo "installing crmlib with test extras into $(VENV) ..."
 	@$(PIP) install -e '.[test]' 2>&1 | grep -v -E "^WARNING: Location|is ignored" || true
+	@$(PIP) uninstall -y $(DROP) 2>/dev/null || true
 	@$(BIN)/python -c "import crmlib, pytest, nbval" && touch $@ $(VENV)/.installed
 
 venv: $(VENV)/.installed
