@@ -55,8 +55,9 @@ def test_debug_shows_the_traceback():
 
 
 def test_info_lists_every_table_with_rows(tmp_path):
-    import polars as pl
     from datetime import date
+
+    import polars as pl
 
     path = warehouse.write_warehouse(
         tmp_path / "w.duckdb",

@@ -14,12 +14,12 @@ churn, GRR, NRR, logo churn), :mod:`.concentration` (Pareto curve, top-x % share
 models themselves are in :mod:`crmlib.models.clv`.
 """
 
+from . import views
 from .concentration import abc_summary, concentration, pareto, top_share
 from .data import CustomerData, load, order_exclusions, to_base_currency
 from .retention import retention_matrix, subscription_retention
 from .rfm import SEGMENTS, rfm, rfm_grid, rfm_segments
 from .summary import customer_summary, holdout_check
-from . import views
 from .value import CustomerValue, customer_value, holdout_validation, p_alive_grid, rising_accounts, watchlist
 
 __all__ = [

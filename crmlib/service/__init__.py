@@ -42,7 +42,16 @@ Filters and groups use the catalog's dimensions (``team``, ``agent``, ``priority
 from __future__ import annotations
 
 from ._common import AGE_BUCKETS, SLA_METRICS, TIME_METRICS, selection
-from .analytics import about_to_breach, backlog, sla_cases, sla_report, time_summary, time_values, trends, volume
+from .analytics import (
+    about_to_breach,
+    backlog,
+    sla_cases,
+    sla_report,
+    time_summary,
+    time_values,
+    trends,
+    volume,
+)
 from .boards import LEADERBOARD_METRICS, leaderboard
 from .facts import case_facts, clear_cache
 from .providers import (
