@@ -255,10 +255,15 @@ def test_dashboard_in_the_browser(name, server, browser, tmp_path):
 
         # the language switch relabels the filter bar and the charts
         en_titles = page.evaluate(TITLES)
+        updates = page.evaluate("() => Number(document.querySelector('.crmlib-status-text').dataset.updates)")
         page.locator(".crmlib-filter-lang button", has_text="中文").click()
         page.wait_for_function("() => /[\\u4e00-\\u9fff]/.test(document.querySelector('.crmlib-filter-bar').innerText)",
                                timeout=CHANGE_MS)
         page.wait_for_function(f"() => ({TITLES})().every(t => /[\\u4e00-\\u9fff]/.test(t))", timeout=CHANGE_MS)
+        # every section redrawn (the status counts finished updates), so the screenshot shows the whole page in Chinese
+        page.wait_for_function(
+            "n => { const s = document.querySelector('.crmlib-status-text');"
+            " return Number(s.dataset.updates) > n && s.dataset.busy === '0'; }", arg=updates, timeout=CHANGE_MS)
         zh_titles = page.evaluate(TITLES)
         assert zh_titles != en_titles and all(CJK.search(t) for t in zh_titles)
         assert page.evaluate(ERRORS) == []

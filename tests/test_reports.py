@@ -88,7 +88,7 @@ def test_overview_report_is_self_contained_html(demo_warehouse, outputs):
     assert "crmlib.notebook.start" not in html  # input cells are hidden
     assert 'src="https://cdn.plot.ly' not in html and html.count("Plotly.newPlot") >= 1  # plotly embedded, offline
     assert not re.findall(r'<script[^>]+src="https?:', html)  # no script from a CDN (require.js, MathJax)
-    assert "<title>Data overview</title>" in html
+    assert "<title>Data overview · 数据概览</title>" in html
     zh = (folder / "overview_zh.html").read_text(encoding="utf-8")
     assert "数据表" in zh  # great_tables header
     assert json.dumps("每月记录数")[1:-1] in zh or "每月记录数" in zh  # chart title (plotly JSON escapes it)
@@ -100,7 +100,7 @@ def test_overview_report_is_self_contained_html(demo_warehouse, outputs):
     assert meta["source"] == str(demo_warehouse) and meta["source_kind"] == "duckdb"
     assert [r["name"] for r in meta["reports"]] == ["overview", "overview_zh"]
     first = meta["reports"][0]
-    assert first["parameters"] == {"lang": "en", "interactive": False} and first["title"] == "Data overview"
+    assert first["parameters"] == {"lang": "en", "interactive": False} and first["title"] == "Data overview · 数据概览"
     assert first["status"] == "ok" and first["duration"] > 0 and first["started"] <= first["ended"]
     assert first["definition"] == "parameters/overview.yaml" and first["notebook_path"] == "notebooks/overview.ipynb"
     assert {"git_commit", "started", "ended", "duration", "jobs"} <= set(meta)
@@ -572,8 +572,8 @@ def test_html_report_draws_every_chart_offline(overview_with_pdf):
             svg: p.querySelectorAll('.main-svg').length, traces: p.querySelectorAll('g.trace').length,
             title: (p.querySelector('.gtitle') || {}).textContent}))""")
         assert page.blocked == [] and page.errors == []  # nothing wanted the network; no script failed
-        assert page.title() == "Data overview"
-        assert page.locator("h1", has_text="Data overview").count() == 1
+        assert page.title() == "Data overview · 数据概览"
+        assert page.locator("h1", has_text="Data overview · 数据概览").count() == 1
         assert page.locator("text=crmlib.notebook.start").count() == 0  # no code
     assert len(drawn) == charts >= 1
     assert all(d["svg"] >= 1 and d["traces"] >= 1 for d in drawn), drawn
