@@ -76,6 +76,9 @@ FILTER_LABELS = {
     "failed": {"en": "This section could not be computed", "zh": "此部分无法计算"},
     "updating": {"en": "Updating…", "zh": "更新中…"},
 }
+GRAIN_LABELS = {"day": {"en": "day", "zh": "日"}, "week": {"en": "week", "zh": "周"},
+                "month": {"en": "month", "zh": "月"}, "quarter": {"en": "quarter", "zh": "季度"},
+                "year": {"en": "year", "zh": "年"}}
 DATE_FILTERS = ("start", "end", "as_of")
 
 
@@ -144,6 +147,7 @@ class Dashboard:
     _sections: list[Section] = field(default_factory=list, repr=False)
     _bar: Any = field(default=None, repr=False)
     _status: Any = field(default=None, repr=False)
+    _relabelling: bool = field(default=False, repr=False)
     updates: int = 0
 
     def __init__(self, crm, *, lang: str = "en", interactive: bool = True, where: Callable | None = None,
@@ -167,6 +171,7 @@ class Dashboard:
         self._status = None
         self._controls = {}
         self.updates = 0  # filter changes fully drawn (the status element's data-updates)
+        self._relabelling = False
 
     # -- computing ------------------------------------------------------------------------------
     def kwargs_for(self, fn: Callable, fixed: dict | None = None) -> dict:
@@ -368,7 +373,7 @@ class Dashboard:
         """(label, value) choices for a filter; '' means all."""
         all_ = [(_label("all", self.lang), "")]
         if name == "grain":
-            return [(g, g) for g in schema.ENUMS["grain"]]
+            return [(GRAIN_LABELS.get(g, {}).get(self.lang, g), g) for g in schema.ENUMS["grain"]]
         if name == "conversion_event":
             return [(_label(e, self.lang), e) for e in ("lead_created", "opportunity_created", "closed_won")]
         if name == "hours":
@@ -420,18 +425,28 @@ class Dashboard:
         return self._bar
 
     def _relabel(self) -> None:
-        """Filter labels and 'All' choices in the current language (the values stay)."""
-        for name, ctl in self._controls.items():
-            ctl.description = _label(name, self.lang)
-            if name != "lang" and hasattr(ctl, "options") and name not in DATE_FILTERS:
-                choices = self.options(name)
-                if choices and [v for _, v in choices] == [v for _, v in ctl.options]:
-                    value = ctl.value
-                    ctl.options = choices
-                    ctl.value = value
+        """Filter labels and choices ('All', the grains) in the current language (the values stay).
+
+        New options make a dropdown jump to its first choice and back; those two value changes are
+        not filter changes (they would re-run every section twice, the first time with the wrong
+        value), so the change handlers ignore them."""
+        self._relabelling = True
+        try:
+            for name, ctl in self._controls.items():
+                ctl.description = _label(name, self.lang)
+                if name != "lang" and hasattr(ctl, "options") and name not in DATE_FILTERS:
+                    choices = self.options(name)
+                    if choices and [v for _, v in choices] == [v for _, v in ctl.options]:
+                        value = ctl.value
+                        ctl.options = choices
+                        ctl.value = value
+        finally:
+            self._relabelling = False
 
     def _on_change(self, name: str):
         def handler(change):
+            if self._relabelling:
+                return
             value = change["new"]
             if isinstance(value, dt.date):
                 value = value.isoformat()

@@ -216,6 +216,26 @@ def test_language_switch_relabels_the_filter_bar(demo_warehouse):
         assert bar.children[2].options[0] == ("工作时间", "business")
 
 
+def test_language_switch_keeps_the_filters_and_redraws_once(demo_warehouse):
+    """Relabelling a dropdown makes it jump to its first choice and back: no filter change, no redraw."""
+    import crmlib
+
+    with crmlib.open(demo_warehouse) as crm:
+        dash = Dashboard(crm, start="2025-01-01", team="T03", grain="quarter", lang="en", interactive=True)
+        bar = dash.filter_bar()
+        seen = []
+        dash.show(lambda crm, team, grain, lang: seen.append((team, grain, lang)) or pl.DataFrame({"x": [1]}))
+        team, grain = bar.children[1], bar.children[2]
+        assert ("quarter", "quarter") in grain.options
+        seen.clear()
+        bar.children[-2].value = "zh"  # the language toggle
+        assert seen == [("T03", "quarter", "zh")] and dash.updates == 1
+        assert team.value == "T03" and grain.value == "quarter" and dash.filters["team"] == "T03"
+        assert [label for label, _ in grain.options] == ["日", "周", "月", "季度", "年"]
+        grain.value = "year"  # a real change still redraws
+        assert seen[-1] == ("T03", "year", "zh") and dash.updates == 2
+
+
 def test_chart_widget_sends_plotly_js_once_asked_and_names_the_clicked_trace():
     fig = go.Figure([go.Bar(name="won", x=["a", "b"], y=[1, 2]), go.Bar(name="lost", x=["a", "b"], y=[3, 4])])
     chart = Chart(fig)
