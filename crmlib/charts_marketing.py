@@ -21,6 +21,7 @@ import polars as pl
 from great_tables import GT
 
 from . import i18n
+from .cards import format_value
 from .charts import template
 
 LABELS: dict[str, dict[str, str]] = {
@@ -149,7 +150,7 @@ def plot_funnel(funnel: pl.DataFrame, lang: str = "en") -> go.Figure:
             if drop:
                 bits.append(f"−{drop:,} {t('drop_off', lang)}")
             if days is not None:
-                bits.append(f"{days:.1f} d")
+                bits.append(format_value(days, "days", 1, lang))  # 1.4 d, 1.4 天
             text.append("<br>".join(bits))
         name = " / ".join(t(v, lang) if d == "channel" else str(v) for d, v in zip(dims, g, strict=True)) or None
         fig.add_trace(go.Funnel(
