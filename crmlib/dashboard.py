@@ -557,5 +557,8 @@ def _caption(filters: dict, lang: str):
 
     from .cards import Cards
 
-    parts = [f"{_label(k, lang)}: {escape(str(v))}" for k, v in filters.items() if v not in ("", None)]
+    def shown(key, value) -> str:
+        return GRAIN_LABELS.get(value, {}).get(lang, value) if key == "grain" else str(value)
+
+    parts = [f"{_label(k, lang)}: {escape(shown(k, v))}" for k, v in filters.items() if v not in ("", None)]
     return Cards(f"<div class='crmlib-selection' style='color:#57606a'>{' · '.join(parts)}</div>")

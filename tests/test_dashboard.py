@@ -53,6 +53,8 @@ def test_static_sections_return_plain_output():
     assert list(fig.data[0].y) == [3, 5]
     assert CALLS == [("by_team", {"start": "2025-01-01", "team": ""})]  # only the filters it takes
     assert "From: 2025-01-01" in dash.filter_bar().html
+    zh = Dashboard(None, start="2025-01-01", grain="quarter", lang="zh", interactive=False).filter_bar().html
+    assert "开始: 2025-01-01" in zh and "粒度: 季度" in zh  # a report's caption in its language
 
 
 def test_empty_and_failing_sections_say_so_without_traceback():
