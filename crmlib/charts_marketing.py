@@ -79,6 +79,8 @@ LABELS: dict[str, dict[str, str]] = {
     "wasted_spend": {"en": "Wasted spend", "zh": "浪费费用"},
     "no_data": {"en": "No data in the period", "zh": "统计期内无数据"},
     "none": {"en": "(none)", "zh": "（无）"},
+    "yes": {"en": "yes", "zh": "是"},
+    "no": {"en": "no", "zh": "否"},
     # steps
     "lead": {"en": "Lead", "zh": "线索"},
     "mql": {"en": "MQL", "zh": "市场合格线索（MQL）"},
@@ -314,7 +316,9 @@ def fmt_wasted_spend(wasted: pl.DataFrame, lang: str = "en") -> GT:
     roi_cols = [c for c in wasted.columns if c.startswith("roi_") and c not in ("roi_min", "roi_max")]
     keys = [c for c in ("channel", "campaign_id") if c in wasted.columns]
     shown = _channel_labels(wasted.filter(pl.col("spend") > 0), lang).select(
-        *keys, "spend", *roi_cols, "agreement", "wasted", "wasted_spend")
+        *keys, "spend", *roi_cols, "agreement",
+        pl.when(pl.col("wasted")).then(pl.lit(t("yes", lang))).otherwise(pl.lit(t("no", lang))).alias("wasted"),
+        "wasted_spend")
     labels = {c: t(c[len("roi_"):], lang) for c in roi_cols}
     labels.update(spend=t("spend", lang), agreement=t("agreement", lang), wasted=t("wasted", lang),
                   wasted_spend=t("wasted_spend", lang), channel=t("channel", lang))

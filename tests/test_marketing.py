@@ -18,6 +18,7 @@ Spend: C1 paid_search 01-01 1000 CNY and 02-01 500 USD; C2 display 01-15 2000 CN
 from __future__ import annotations
 
 import os
+import re
 from datetime import date, datetime
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import polars as pl
 import pytest
 
 import crmlib
+from crmlib import charts_marketing as CM
 from crmlib import marketing as M
 from crmlib.errors import ConfigError, CurrencyError
 
@@ -315,6 +317,15 @@ def test_wasted_spend_roi_agreement_and_flag(tiny):
         ("C1", 4500.0, False), ("C2", 2000.0, True), ("C3", 800.0, True)]
     with pytest.raises(ConfigError, match="shapley"):
         M.wasted_spend(tiny, ATTRIBUTED.filter(pl.col("model") != "shapley"))
+
+
+def test_wasted_spend_table_says_yes_or_no_in_its_language(tiny):
+    w = M.wasted_spend(tiny, ATTRIBUTED, "2024-01-01", "2024-03-31")
+    flags = dict(w.select("channel", "wasted").iter_rows())
+    for lang, yes, no in (("en", "yes", "no"), ("zh", "是", "否")):
+        html = CM.fmt_wasted_spend(w, lang=lang).as_raw_html()
+        cells = re.findall(r'<td[^>]*>(yes|no|是|否|True|False)</td>', html)
+        assert cells.count(yes) == sum(flags.values()) > 0 and cells.count(no) == len(flags) - sum(flags.values())
 
 
 def test_reallocation_by_hand(tiny):
