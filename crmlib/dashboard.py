@@ -75,10 +75,13 @@ FILTER_LABELS = {
     "close": {"en": "Close", "zh": "关闭"},
     "failed": {"en": "This section could not be computed", "zh": "此部分无法计算"},
     "updating": {"en": "Updating…", "zh": "更新中…"},
+    # the grain filter's choices
+    "day": {"en": "day", "zh": "日"},
+    "week": {"en": "week", "zh": "周"},
+    "month": {"en": "month", "zh": "月"},
+    "quarter": {"en": "quarter", "zh": "季度"},
+    "year": {"en": "year", "zh": "年"},
 }
-GRAIN_LABELS = {"day": {"en": "day", "zh": "日"}, "week": {"en": "week", "zh": "周"},
-                "month": {"en": "month", "zh": "月"}, "quarter": {"en": "quarter", "zh": "季度"},
-                "year": {"en": "year", "zh": "年"}}
 DATE_FILTERS = ("start", "end", "as_of")
 
 
@@ -373,7 +376,7 @@ class Dashboard:
         """(label, value) choices for a filter; '' means all."""
         all_ = [(_label("all", self.lang), "")]
         if name == "grain":
-            return [(GRAIN_LABELS.get(g, {}).get(self.lang, g), g) for g in schema.ENUMS["grain"]]
+            return [(_label(g, self.lang), g) for g in schema.ENUMS["grain"]]
         if name == "conversion_event":
             return [(_label(e, self.lang), e) for e in ("lead_created", "opportunity_created", "closed_won")]
         if name == "hours":
@@ -557,8 +560,6 @@ def _caption(filters: dict, lang: str):
 
     from .cards import Cards
 
-    def shown(key, value) -> str:
-        return GRAIN_LABELS.get(value, {}).get(lang, value) if key == "grain" else str(value)
-
-    parts = [f"{_label(k, lang)}: {escape(shown(k, v))}" for k, v in filters.items() if v not in ("", None)]
+    parts = [f"{_label(k, lang)}: {escape(_label(v, lang) if k == 'grain' else str(v))}"
+             for k, v in filters.items() if v not in ("", None)]
     return Cards(f"<div class='crmlib-selection' style='color:#57606a'>{' · '.join(parts)}</div>")

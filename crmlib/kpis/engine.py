@@ -30,8 +30,9 @@ Semantics (the KPI spec's are in :mod:`crmlib.kpis.spec`):
   rather than missing rows. An external KPI's groups are those its provider returns and, when every
   ``by`` dimension is filtered, the combinations of the filtered values. An empty group's value is 0
   for a measure that adds up (sum, count, distinct count: no rows means none; a rep who sold nothing has
-  revenue 0 and attainment 0, off track, not unknown), and null for averages, medians, minima, maxima, and for ratios and derived divisions whose
-  denominator is 0 (a team with no closed deal has no win rate).
+  revenue 0 and attainment 0, off track, not unknown), and null for averages, medians, minima, maxima,
+  and for ratios and derived divisions whose denominator is 0 (a team with no closed deal has no win
+  rate).
 * **Filters.** ``filters={dimension: value or list}`` keeps rows whose dimension value is one of the
   values (None matches empty values).
 * **Comparison.** ``compare="previous_period"``: the previous grain period; ``"previous_year"``: the
