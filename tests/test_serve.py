@@ -257,6 +257,10 @@ def test_page_loads_plotly_js_once_from_the_server_and_nothing_from_a_cdn(tmp_pa
     shim = body.index('id="crmlib-anywidget-timeout"')
     assert "ms === 2000 ? 60000 : ms" in body
     assert shim < min(m.start() for m in re.finditer(r"<script[^>]*src=", body))
+    # and so is the widget manager's 2-second get_model limit, by wrapping jupyterlab-manager's container on
+    # arrival (what that does in a browser: tests/test_dashboards_browser.py, a model registered late)
+    wait = body.index('id="crmlib-widget-model-wait"')
+    assert wait < min(m.start() for m in re.finditer(r"<script[^>]*src=", body))
 
 
 # Every dashboard in the browser and the load test (10 concurrent viewers): tests/test_dashboards_browser.py.
